@@ -1,0 +1,91 @@
+"""The signal register: create_app() is the only factory."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask_smorest.spec.plugins import FlaskPlugin
+
+from service import http, operations
+from service.auth import access
+from service.auth.access import public
+from service.config import API_VERSION, Settings, load_settings
+from service.db import db
+from service.http import ConventionsPlugin, RegisterApi, register_conventions
+
+API_PREFIX = "/v1"
+
+
+class VersionedPathsPlugin(FlaskPlugin):
+    """Paths in the document are relative to the server URL /v1, which carries the major version."""
+
+    @staticmethod
+    def flaskpath2openapi(path: str) -> str:
+        path = FlaskPlugin.flaskpath2openapi(path)
+        return path.removeprefix(API_PREFIX) or "/"
+
+
+def _api_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "API_TITLE": "Signal register for care institutions",
+        "API_VERSION": API_VERSION,
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": API_PREFIX,
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": f"{API_PREFIX}/docs/assets/",
+        "API_SPEC_OPTIONS": {
+            "info": {
+                "description": (
+                    "Care institutions log signals of sexual and criminal exploitation of young people without "
+                    "naming anyone; municipalities see hotspots without anyone being identifiable; auditors "
+                    "check what was recorded and who looked at it. Resource names are English (a deviation "
+                    "from /core/interface-language, for the software that calls us); labels carry Dutch."
+                ),
+                "contact": {"name": "Signal register team", "email": "register@example.org",
+                            "url": "https://example.org/signal-register"},
+                "license": {"name": "EUPL-1.2", "url": "https://eupl.eu/1.2/en/"},
+            },
+            "servers": [{"url": API_PREFIX, "description": "This deployment"}],
+        },
+        "MAX_CONTENT_LENGTH": settings.max_body_bytes,
+    }
+
+
+def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
+    """Build the app from settings (or from an environment mapping, or from os.environ)."""
+    if not isinstance(settings, Settings):
+        settings = load_settings(settings)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.config.update(_api_config(settings))
+    app.url_map.strict_slashes = True
+    app.extensions["settings"] = settings
+
+    db.init_app(app, settings.database_url)
+    # Order matters: request id first, then who is calling, then what they send and accept.
+    http.init_app(app)
+    access.init_app(app, settings)
+    http.init_negotiation(app)
+    operations.init_app(app)
+
+    api = RegisterApi(spec_kwargs={"flask_plugin": VersionedPathsPlugin(),
+                                   "extra_plugins": [ConventionsPlugin()]})
+    api.init_app(app)
+    register_conventions(api.spec)
+
+    from service.auth.routes import clients, oauth
+    from service.registry.routes import blp as registry
+
+    for blueprint in (oauth, clients, registry):
+        api.register_blueprint(blueprint)
+    for endpoint, view in list(app.view_functions.items()):
+        if endpoint.startswith("api-docs."):
+            # The document and its viewer are public by design; flask-smorest serves them from bound methods.
+            app.view_functions[endpoint] = public(functools.wraps(view)(functools.partial(view)))
+    return app

@@ -1,0 +1,76 @@
+"""Wire shapes of clients and tokens. One schema per direction."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from service.auth.models import Role
+from service.schemas import CamelSchema
+
+
+class ClientIn(CamelSchema):
+    name = ma.fields.String(required=True, validate=ma.validate.Length(1, 200))
+    role = ma.fields.Enum(Role, by_value=True, required=True)
+    institution_id = ma.fields.UUID(metadata={"description": "Required for role institution"})
+    municipality_codes = ma.fields.List(
+        ma.fields.String(validate=ma.validate.Length(1, 6)), load_default=list,
+        validate=ma.validate.Length(max=400),
+        metadata={"description": "For analysts and auditors: CBS codes such as GM0014, or ['*'] for national"},
+    )
+
+
+class ClientOut(CamelSchema):
+    id = ma.fields.UUID(required=True)
+    name = ma.fields.String(required=True)
+    role = ma.fields.Enum(Role, by_value=True, required=True)
+    institution_id = ma.fields.UUID(allow_none=True, required=True)
+    municipality_codes = ma.fields.List(ma.fields.String(), required=True)
+    active = ma.fields.Boolean(required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    secret_rotated_at = ma.fields.AwareDateTime(allow_none=True, required=True)
+    deactivated_at = ma.fields.AwareDateTime(allow_none=True, required=True)
+
+
+class ClientCredentialsOut(CamelSchema):
+    """Shown once: the secret is stored only as a slow hash."""
+
+    client_id = ma.fields.UUID(required=True)
+    client_secret = ma.fields.String(required=True)
+    client = ma.fields.Nested(ClientOut, required=True)
+
+
+class ClientArgs(CamelSchema):
+    role = ma.fields.Enum(Role, by_value=True)
+    active = ma.fields.Boolean()
+
+
+class OAuthSchema(ma.Schema):
+    """RFC 6749 and RFC 7009 name their fields in snake_case; those names are kept."""
+
+    class Meta:
+        # RFC 6749 §3.2: a token endpoint ignores parameters it does not know.
+        unknown = ma.EXCLUDE
+
+
+class TokenRequest(OAuthSchema):
+    grant_type = ma.fields.String(metadata={"example": "client_credentials", "description": "Required: client_credentials"})
+    client_id = ma.fields.String(metadata={"description": "When not sent by HTTP Basic"})
+    client_secret = ma.fields.String(metadata={"description": "When not sent by HTTP Basic"})
+    scope = ma.fields.String(metadata={"description": "Ignored: a client's scope is fixed at registration"})
+
+
+class TokenOut(OAuthSchema):
+    access_token = ma.fields.String(required=True)
+    token_type = ma.fields.String(required=True, metadata={"example": "Bearer"})
+    expires_in = ma.fields.Integer(required=True, metadata={"description": "Seconds"})
+
+
+class RevocationRequest(OAuthSchema):
+    token = ma.fields.String(metadata={"description": "Required: the access token to revoke"})
+    token_type_hint = ma.fields.String()
+    client_id = ma.fields.String()
+    client_secret = ma.fields.String()
+
+
+class JwksOut(ma.Schema):
+    keys = ma.fields.List(ma.fields.Dict(), required=True)

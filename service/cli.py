@@ -1,0 +1,137 @@
+"""The `risk-register` command: database, demo data, serving, the OpenAPI document and API clients."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from alembic import command
+
+from service import create_app
+from service.auth import service as auth
+from service.auth.models import Role
+from service.config import load_settings
+from service.db import db
+from service.operations import alembic_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@click.group()
+def main() -> None:
+    """Signal register for care institutions."""
+
+
+@main.group("db")
+def db_group() -> None:
+    """Schema migrations (Alembic)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate the database to REVISION (default: the newest)."""
+    command.upgrade(alembic_config(load_settings().database_url), revision)
+
+
+@db_group.command("downgrade")
+@click.argument("revision", default="-1")
+def db_downgrade(revision: str) -> None:
+    """Migrate the database back to REVISION (default: one step; `base` empties it)."""
+    command.downgrade(alembic_config(load_settings().database_url), revision)
+
+
+@main.command()
+def demo() -> None:
+    """Migrate, seed the Groningen demo data, and print fresh credentials for one client per role."""
+    from service.demo import seed_demo
+
+    command.upgrade(alembic_config(load_settings().database_url), "head")
+    app = create_app()
+    with app.app_context():
+        credentials = seed_demo(db.session)
+        db.finish(commit=True)
+    click.echo("Demo clients (secrets are new on every `risk-register demo`):")
+    for role, (client_id, secret) in credentials.items():
+        click.echo(f"  {role:<12} clientId={client_id}  clientSecret={secret}")
+    client_id, secret = credentials[Role.INSTITUTION.value]
+    click.echo("\nGet a token:")
+    click.echo(f"  curl -s -u '{client_id}:{secret}' -d grant_type=client_credentials "
+               "http://127.0.0.1:8000/v1/oauth/token")
+    click.echo("Docs: http://127.0.0.1:8000/v1/docs")
+
+
+@main.command()
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="HOST:PORT to listen on")
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
+def serve(bind: str, workers: int) -> None:
+    """Serve the API with gunicorn."""
+    from service.gunicorn import serve as run
+
+    load_settings()  # fail here, not in every worker, when the environment is incomplete
+    run(bind=bind, workers=workers)
+
+
+def _document() -> dict[str, Any]:
+    app = create_app()
+    with app.app_context():
+        return app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()
+
+
+def _yaml(document: dict[str, Any]) -> str:
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=110)
+
+
+@main.group()
+def openapi() -> None:
+    """The OpenAPI document generated from the code."""
+
+
+@openapi.command("write")
+@click.argument("path", default=str(ROOT / "openapi.yaml"), type=click.Path(dir_okay=False))
+def openapi_write(path: str) -> None:
+    """Write the document to PATH (default: openapi.yaml at the project root)."""
+    Path(path).write_text(_yaml(_document()))
+    click.echo(f"wrote {path}")
+
+
+@openapi.command("check")
+@click.argument("path", default=str(ROOT / "openapi.yaml"), type=click.Path(dir_okay=False))
+def openapi_check(path: str) -> None:
+    """Fail when PATH differs from what the code generates."""
+    if not Path(path).exists() or Path(path).read_text() != _yaml(_document()):
+        click.echo(f"{path} is out of date; run `risk-register openapi write`", err=True)
+        sys.exit(1)
+    click.echo(f"{path} is up to date")
+
+
+@main.group()
+def clients() -> None:
+    """API clients."""
+
+
+@clients.command("create")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--name", required=True)
+@click.option("--institution-id", type=click.UUID, help="For role institution")
+@click.option("--municipality-code", "municipality_codes", multiple=True,
+              help="For analysts and auditors; repeat, or '*' for national scope")
+@click.option("--json", "as_json", is_flag=True, help="Print {clientId, clientSecret} as JSON")
+def clients_create(role: str, name: str, institution_id: uuid.UUID | None, municipality_codes: tuple[str, ...],
+                   as_json: bool) -> None:
+    """Register a client and print its secret (shown this once)."""
+    app = create_app()
+    with app.app_context():
+        client, secret = auth.create_client(db.session, name=name, role=Role(role), institution_id=institution_id,
+                                            municipality_codes=municipality_codes)
+        client_id = str(client.id)
+        db.finish(commit=True)
+    if as_json:
+        click.echo(json.dumps({"clientId": client_id, "clientSecret": secret}))
+    else:
+        click.echo(f"clientId={client_id}\nclientSecret={secret}\n(the secret is not shown again)")

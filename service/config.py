@@ -1,0 +1,122 @@
+"""Settings, read from the environment and nowhere else."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "0.1.0"
+SIGNING_ALGORITHMS = ("HS256", "ES256", "RS256")
+
+
+class ConfigurationError(RuntimeError):
+    """The environment does not describe a service that may start."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service can be told. Each field maps to one environment variable (see README)."""
+
+    environment: str = "development"
+    instance_path: Path = Path("instance")
+    database_url: str = ""
+    token_algorithm: str = "HS256"
+    token_secret: str = ""
+    token_private_key: str = ""
+    token_public_key: str = ""
+    token_lifetime_seconds: int = 900
+    token_issuer: str = "urn:risk-register"
+    token_audience: str = "urn:risk-register:api"
+    pseudonym_master_key: bytes = b""
+    pseudonym_key_version: int = 1
+    max_body_bytes: int = 2 * 1024 * 1024
+    log_level: str = "INFO"
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+
+def _key_from_file_or_env(environ: Mapping[str, str], name: str) -> str:
+    """A secret comes from NAME, or from the file named by NAME_FILE (Docker and Kubernetes secrets)."""
+    if environ.get(f"{name}_FILE"):
+        return Path(environ[f"{name}_FILE"]).read_text().strip()
+    return environ.get(name, "")
+
+
+def _development_secret(instance_path: Path, filename: str) -> str:
+    """Generate a secret once into the instance folder so a fresh checkout works without setup."""
+    path = instance_path / filename
+    if not path.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+        log.warning("generated a development secret in %s; set it explicitly in production", path)
+    return path.read_text().strip()
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from the environment; refuse to start production without explicit keys."""
+    env = os.environ if environ is None else environ
+    environment = env.get("APP_ENV", "development")
+    if environment not in ("development", "production", "test"):
+        raise ConfigurationError("APP_ENV must be development, production or test")
+    instance_path = Path(env.get("INSTANCE_PATH", "instance")).resolve()
+    algorithm = env.get("TOKEN_ALGORITHM", "HS256")
+    if algorithm not in SIGNING_ALGORITHMS:
+        raise ConfigurationError(f"TOKEN_ALGORITHM must be one of {', '.join(SIGNING_ALGORITHMS)}")
+
+    token_secret = _key_from_file_or_env(env, "TOKEN_SECRET")
+    private_key = _key_from_file_or_env(env, "TOKEN_PRIVATE_KEY")
+    public_key = _key_from_file_or_env(env, "TOKEN_PUBLIC_KEY")
+    master_key = _key_from_file_or_env(env, "PSEUDONYM_MASTER_KEY")
+
+    if environment == "production":
+        missing = []
+        if algorithm == "HS256" and len(token_secret) < 32:
+            missing.append("TOKEN_SECRET (at least 32 characters)")
+        if algorithm != "HS256" and not (private_key and public_key):
+            missing.append("TOKEN_PRIVATE_KEY and TOKEN_PUBLIC_KEY")
+        if len(master_key) < 64:
+            missing.append("PSEUDONYM_MASTER_KEY (at least 32 bytes as hex)")
+        if missing:
+            raise ConfigurationError("production needs explicit keys: " + ", ".join(missing))
+    else:
+        if algorithm == "HS256" and not token_secret:
+            token_secret = _development_secret(instance_path, "token-secret")
+        if not master_key:
+            master_key = _development_secret(instance_path, "pseudonym-master-key")
+        if algorithm != "HS256" and not (private_key and public_key):
+            raise ConfigurationError(f"TOKEN_ALGORITHM={algorithm} needs TOKEN_PRIVATE_KEY and TOKEN_PUBLIC_KEY")
+
+    try:
+        master_key_bytes = bytes.fromhex(master_key)
+    except ValueError as exc:
+        raise ConfigurationError("PSEUDONYM_MASTER_KEY must be hexadecimal") from exc
+
+    default_db = f"sqlite:///{instance_path / 'risk-register.sqlite3'}"
+    return Settings(
+        environment=environment,
+        instance_path=instance_path,
+        database_url=env.get("DATABASE_URL", default_db),
+        token_algorithm=algorithm,
+        token_secret=token_secret,
+        token_private_key=private_key,
+        token_public_key=public_key,
+        token_lifetime_seconds=int(env.get("TOKEN_LIFETIME_SECONDS", "900")),
+        token_issuer=env.get("TOKEN_ISSUER", "urn:risk-register"),
+        token_audience=env.get("TOKEN_AUDIENCE", "urn:risk-register:api"),
+        pseudonym_master_key=master_key_bytes,
+        pseudonym_key_version=int(env.get("PSEUDONYM_KEY_VERSION", "1")),
+        max_body_bytes=int(env.get("MAX_BODY_BYTES", str(2 * 1024 * 1024))),
+        log_level=env.get("LOG_LEVEL", "INFO"),
+    )

@@ -1,0 +1,46 @@
+"""Domain errors: services raise these without knowing about HTTP; `http` renders them as problem+json."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One invalid input: a JSON pointer into the body (or a parameter name) and what is wrong with it."""
+
+    pointer: str
+    detail: str
+    location: str = "body"
+
+    def as_dict(self) -> dict[str, str]:
+        found = {"pointer": self.pointer, "detail": self.detail}
+        return found if self.location == "body" else found | {"in": self.location}
+
+
+class DomainError(Exception):
+    """Base of errors a client can act on. `status` is the HTTP status it maps to."""
+
+    status = 400
+    title = "Bad Request"
+
+    def __init__(self, detail: str, *, errors: list[FieldError] | None = None, **extra: object) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+        self.extra = extra
+
+
+class InvalidInput(DomainError):
+    status = 400
+    title = "Invalid input"
+
+
+class NotFound(DomainError):
+    status = 404
+    title = "Not Found"
+
+
+class Conflict(DomainError):
+    status = 409
+    title = "Conflict"

@@ -1,0 +1,303 @@
+"""What every response gets: problem+json errors, API-Version, security headers, a request id, one log line."""
+
+from __future__ import annotations
+
+import http
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import flask_smorest
+import marshmallow as ma
+from apispec import BasePlugin
+from flask import Flask, Response, current_app, g, json, request
+from sqlalchemy.exc import DBAPIError, OperationalError
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import HTTPException, InternalServerError, NotAcceptable, UnsupportedMediaType
+
+from service.config import API_VERSION
+from service.db import db
+from service.errors import DomainError, FieldError
+
+log = logging.getLogger("service.request")
+
+PROBLEM_JSON = "application/problem+json"
+JSON = "application/json"
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+RETRY_AFTER_SECONDS = "5"
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# The interactive docs run the bundled Swagger UI, which needs its own scripts and an inline bootstrap.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'"
+)
+
+
+class FieldErrorSchema(ma.Schema):
+    pointer = ma.fields.String(
+        required=True, metadata={"description": "JSON pointer into the body, or the parameter's name"}
+    )
+    detail = ma.fields.String(required=True)
+    location = ma.fields.String(
+        data_key="in", metadata={"description": "Where the field is: body (default), query, header or path"}
+    )
+
+
+class ProblemSchema(ma.Schema):
+    """RFC 9457 problem details, with `errors` listing every invalid field."""
+
+    type = ma.fields.String(required=True, metadata={"example": "about:blank"})
+    title = ma.fields.String(required=True)
+    status = ma.fields.Integer(required=True)
+    detail = ma.fields.String(required=True)
+    instance = ma.fields.String(required=True, metadata={"description": "The request id, as a URN"})
+    errors = ma.fields.List(ma.fields.Nested(FieldErrorSchema))
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    errors: Iterable[FieldError | Mapping[str, str]] = (),
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> Response:
+    """Build the one error shape of the service."""
+    body: dict[str, object] = {
+        "type": "about:blank",
+        "title": title or http.HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": f"urn:request:{g.get('request_id', 'unknown')}",
+    }
+    listed = [e if isinstance(e, Mapping) else e.as_dict() for e in errors]
+    if listed:
+        body["errors"] = listed
+    body.update(extra or {})
+    response = current_app.response_class(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    response.headers.update(headers or {})
+    return response
+
+
+def _field_errors(messages: Any, location: str, pointer: str = "") -> list[dict[str, str]]:
+    """Flatten marshmallow's nested messages into one {pointer, detail} per problem."""
+    if isinstance(messages, Mapping):
+        found = []
+        for key, value in messages.items():
+            child = pointer if key == "_schema" else f"{pointer}/{key}"
+            found.extend(_field_errors(value, location, child))
+        return found
+    if isinstance(messages, list | tuple):
+        return [e for message in messages for e in _field_errors(message, location, pointer)]
+    error = {"pointer": pointer or "/", "detail": str(messages)}
+    if location != "body":
+        error["in"] = location
+    return [error]
+
+
+def validation_errors(messages: Mapping[str, Any]) -> list[dict[str, str]]:
+    """webargs reports {location: messages}; JSON and form bodies are 'body' to a client."""
+    found = []
+    for location, located in messages.items():
+        where = {"json": "body", "form": "body", "querystring": "query"}.get(location, location)
+        found.extend(_field_errors(located, where))
+    return found
+
+
+def _database_unavailable(exc: BaseException | None) -> bool:
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def problem_for_http_exception(error: HTTPException) -> Response:
+    """Render any werkzeug/webargs HTTP error, including routing errors and unexpected exceptions."""
+    headers = dict(error.get_headers())
+    headers.pop("Content-Type", None)
+    data = getattr(error, "data", None) or {}
+    headers.update(data.get("headers") or {})
+    code = error.code or 500
+    if isinstance(error, InternalServerError):
+        original = getattr(error, "original_exception", None)
+        if _database_unavailable(original):
+            return database_unavailable(original)
+        return problem(500, "The server could not complete the request. Quote the instance when reporting it.")
+    if "messages" in data:
+        errors = validation_errors(data["messages"])
+        return problem(code, f"{len(errors)} invalid field(s); see errors.", title="Invalid input",
+                       errors=errors, headers=headers)
+    return problem(code, data.get("message") or error.description or "", headers=headers)
+
+
+def database_unavailable(exc: BaseException | None) -> Response:
+    read_only = "read-only" in str(getattr(exc, "orig", "") or "")
+    log.warning("database unavailable (%s)", type(getattr(exc, "orig", exc)).__name__)
+    detail = ("The register accepts no changes right now." if read_only
+              else "The register's database is unavailable.") + " Nothing was recorded; retry later."
+    return problem(503, detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+def _domain_problem(error: DomainError) -> Response:
+    return problem(error.status, error.detail, title=error.title, errors=error.errors,
+                   extra=error.extra.get("members"), headers=error.extra.get("headers"))
+
+
+class RegisterApi(flask_smorest.Api):
+    """flask-smorest's Api with problem+json as the one documented and produced error shape."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error: HTTPException) -> Response:
+        return problem_for_http_exception(error)
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            if status >= 400:
+                self.spec.components.response(status.name, {
+                    "description": status.phrase,
+                    "content": {PROBLEM_JSON: {"schema": self.ERROR_SCHEMA}},
+                }, lazy=True)
+        self.spec.components.response("DEFAULT_ERROR", {
+            "description": "Any other error, as problem details",
+            "content": {PROBLEM_JSON: {"schema": self.ERROR_SCHEMA}},
+        }, lazy=True)
+
+
+class ArgumentsParser(FlaskParser):
+    """Invalid input is a 400, and unknown query parameters are refused rather than ignored."""
+
+    DEFAULT_VALIDATION_STATUS = 400
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE,
+                                   "querystring": ma.RAISE}
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = ArgumentsParser()
+
+
+def view_handler(view: Callable[..., Any] | None) -> Callable[..., Any] | None:
+    """The function that will answer this request (for method views, the method)."""
+    view_class = getattr(view, "view_class", None)
+    if view_class is None:
+        return view
+    method = "get" if request.method == "HEAD" else request.method.lower()
+    return getattr(view_class, method, None)
+
+
+def body_media_types(handler: Callable[..., Any]) -> set[str]:
+    """The media types a handler's declared arguments accept as a body."""
+    params = getattr(handler, "_apidoc", {}).get("arguments", {}).get("parameters", [])
+    locations = {p["in"] for p in params}
+    return ({JSON} if "json" in locations else set()) | (
+        {"application/x-www-form-urlencoded"} if "form" in locations else set())
+
+
+def produced_media_types(handler: Callable[..., Any]) -> tuple[str, ...]:
+    return getattr(handler, "produces", (JSON,))
+
+
+def produces(*media_types: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare what a view answers with when it is not JSON (negotiated against Accept)."""
+
+    def mark(func: Callable[..., Any]) -> Callable[..., Any]:
+        func.produces = media_types  # type: ignore[attr-defined]
+        return func
+
+    return mark
+
+
+def _negotiate_media_types() -> None:
+    handler = view_handler(current_app.view_functions.get(request.endpoint or ""))
+    if handler is None:
+        return
+    accepted = body_media_types(handler)
+    if accepted and request.method in ("POST", "PUT", "PATCH") and request.mimetype not in accepted:
+        raise UnsupportedMediaType(f"Send the body as {' or '.join(sorted(accepted))}.")
+    offered = produced_media_types(handler)
+    if request.accept_mimetypes.provided and request.accept_mimetypes.best_match(
+        [*offered, PROBLEM_JSON] if JSON in offered else offered
+    ) is None:
+        raise NotAcceptable(f"This resource is available as {', '.join(offered)}.")
+
+
+def _start_request() -> None:
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.started = time.perf_counter()
+
+
+def _finish_request(response: Response) -> Response:
+    db.finish(commit=response.status_code < 400)
+    response.headers["API-Version"] = API_VERSION
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    response.headers.update(SECURITY_HEADERS)
+    docs = request.path.startswith("/v1/docs")
+    response.headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else API_CSP)
+    response.headers.setdefault("Cache-Control", "no-store")
+    # Route patterns, client ids and counts only: never bodies, never query strings.
+    log.info("%s %s %s %d %.1fms client=%s", g.get("request_id"), request.method,
+             request.url_rule.rule if request.url_rule else "-", response.status_code,
+             (time.perf_counter() - g.get("started", time.perf_counter())) * 1000, g.get("client_id", "-"))
+    return response
+
+
+class ConventionsPlugin(BasePlugin):
+    """Documents, on every operation, what `init_app` guarantees at run time (NL API Design Rules)."""
+
+    def operation_helper(self, path: str | None = None, operations: dict | None = None, **_: Any) -> None:
+        for method, operation in (operations or {}).items():
+            responses = operation.setdefault("responses", {})
+            for code in list(responses):
+                if str(code)[0] in "23":
+                    response = responses[code]
+                    if isinstance(response, dict):
+                        response.setdefault("headers", {})["API-Version"] = "API_VERSION"
+            has_input = method in ("post", "put", "patch") or operation.get("parameters")
+            extra = {"400": "BAD_REQUEST"} if has_input else {}
+            if operation.get("security"):
+                extra |= {"401": "UNAUTHORIZED", "403": "FORBIDDEN"}
+            if method in ("post", "put", "patch") and "requestBody" in operation:
+                extra |= {"413": "REQUEST_ENTITY_TOO_LARGE", "415": "UNSUPPORTED_MEDIA_TYPE"}
+            extra |= {"406": "NOT_ACCEPTABLE", "503": "SERVICE_UNAVAILABLE"}
+            for code, name in extra.items():
+                if code not in {str(c) for c in responses}:
+                    responses[code] = name
+
+
+def register_conventions(spec: Any) -> None:
+    """Components that ConventionsPlugin refers to."""
+    spec.components.header("API_VERSION", {
+        "description": "The full version of this API (semantic versioning)",
+        "schema": {"type": "string", "example": API_VERSION},
+    })
+    spec.components.security_scheme("bearerAuth", {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "An access token from POST /v1/oauth/token (client credentials).",
+    })
+
+
+def init_negotiation(app: Flask) -> None:
+    """415 and 406, checked once the caller is known (an anonymous caller learns nothing but 401)."""
+    app.before_request(_negotiate_media_types)
+
+
+def init_app(app: Flask) -> None:
+    """Install the conventions on every route of the app, routing errors included."""
+    app.before_request(_start_request)
+    app.after_request(_finish_request)
+    app.register_error_handler(DomainError, _domain_problem)
+    app.register_error_handler(OperationalError, database_unavailable)

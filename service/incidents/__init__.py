@@ -1,0 +1,1 @@
+"""Incidents: ingest, corrections, retractions, idempotency, pseudonyms and note screening."""

@@ -1,0 +1,6 @@
+"""Imports every domain's tables so that Base.metadata is complete (Alembic and the schema test need it)."""
+
+
+def load_all_models() -> None:
+    from service.auth import models as _auth  # noqa: F401
+    from service.registry import models as _registry  # noqa: F401

@@ -1,0 +1,79 @@
+"""Cursor pagination over a stable order, with a `Link: <...>; rel="next"` header."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import marshmallow as ma
+from flask import request
+from sqlalchemy import Select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from service.errors import FieldError, InvalidInput
+from service.schemas import CamelSchema
+
+MAX_LIMIT = 200
+
+
+class PageArgs(CamelSchema):
+    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(1, MAX_LIMIT),
+                              metadata={"description": f"Items per page (at most {MAX_LIMIT})"})
+    cursor = ma.fields.String(validate=ma.validate.Length(max=200),
+                              metadata={"description": "Opaque cursor from the previous page's `Link` header"})
+
+
+def page_schema(item: type[ma.Schema], name: str) -> type[ma.Schema]:
+    """A page of `item`s: the items and the cursor of the next page (also in the Link header)."""
+    return type(name, (CamelSchema,), {
+        "items": ma.fields.List(ma.fields.Nested(item), required=True),
+        "next_cursor": ma.fields.String(allow_none=True, required=True),
+    })
+
+
+LINK_HEADER = {"description": 'RFC 8288 link to the next page: `<url>; rel="next"`', "schema": {"type": "string"}}
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    next_cursor: str | None
+
+    def headers(self) -> dict[str, str]:
+        if self.next_cursor is None:
+            return {}
+        args = request.args.to_dict() | {"cursor": self.next_cursor}
+        return {"Link": f'<{request.base_url}?{urlencode(args)}>; rel="next"'}
+
+
+def _encode(values: tuple[dt.datetime, uuid.UUID]) -> str:
+    raw = json.dumps([values[0].isoformat(), str(values[1])]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        when, ident = json.loads(base64.urlsafe_b64decode(padded))
+        return dt.datetime.fromisoformat(when), uuid.UUID(ident)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise InvalidInput("The cursor is not one this service issued.",
+                           errors=[FieldError("/cursor", "Not a valid cursor.", "query")]) from exc
+
+
+def paginate(session: Session, stmt: Select[Any], created_at: InstrumentedAttribute[dt.datetime],
+             ident: InstrumentedAttribute[uuid.UUID], limit: int, cursor: str | None) -> Page:
+    """One page of `stmt` in (created_at, id) order, starting after `cursor`."""
+    if cursor:
+        stmt = stmt.where(tuple_(created_at, ident) > tuple_(*_decode(cursor)))
+    rows = list(session.scalars(stmt.order_by(created_at, ident).limit(limit + 1)))
+    if len(rows) <= limit:
+        return Page(rows, None)
+    last = rows[limit - 1]
+    return Page(rows[:limit], _encode((getattr(last, created_at.key), getattr(last, ident.key))))

@@ -1,0 +1,1 @@
+"""Institutions, their locations and the capacity history of each location."""

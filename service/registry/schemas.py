@@ -1,0 +1,66 @@
+"""Wire shapes of institutions, locations and capacity. One schema per direction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+
+from service.registry.models import Sector, Setting
+from service.schemas import CamelSchema
+
+MUNICIPALITY_CODE = ma.validate.Regexp(r"^GM\d{4}$", error="Use a CBS municipality code such as GM0014.")
+POSTCODE4 = ma.validate.Regexp(r"^[1-9]\d{3}$", error="Use the four digits of a postcode, such as 9712.")
+
+
+class InstitutionIn(CamelSchema):
+    name = ma.fields.String(required=True, validate=ma.validate.Length(1, 200))
+    sector = ma.fields.Enum(Sector, by_value=True, required=True)
+    municipality_code = ma.fields.String(required=True, validate=MUNICIPALITY_CODE,
+                                         metadata={"example": "GM0014"})
+
+
+class InstitutionOut(CamelSchema):
+    id = ma.fields.UUID(required=True)
+    name = ma.fields.String(required=True)
+    sector = ma.fields.Enum(Sector, by_value=True, required=True)
+    municipality_code = ma.fields.String(required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+
+
+class CapacityIn(CamelSchema):
+    valid_from = ma.fields.Date(required=True, metadata={"description": "First day the places existed"})
+    places = ma.fields.Integer(required=True, validate=ma.validate.Range(0, 10_000))
+
+
+class CapacityOut(CamelSchema):
+    valid_from = ma.fields.Date(required=True)
+    places = ma.fields.Integer(required=True)
+
+
+class LocationIn(CamelSchema):
+    name = ma.fields.String(required=True, validate=ma.validate.Length(1, 200))
+    postcode4 = ma.fields.String(required=True, validate=POSTCODE4, metadata={"example": "9712"})
+    municipality_code = ma.fields.String(required=True, validate=MUNICIPALITY_CODE,
+                                         metadata={"example": "GM0014"})
+    setting = ma.fields.Enum(Setting, by_value=True, required=True)
+    capacities = ma.fields.List(ma.fields.Nested(CapacityIn), required=True,
+                                validate=ma.validate.Length(1, 400),
+                                metadata={"description": "Capacity history: places from each validFrom on"})
+
+    @ma.validates("capacities")
+    def _distinct_dates(self, value: list[dict[str, Any]], **_: Any) -> None:
+        dates = [c["valid_from"] for c in value]
+        if len(dates) != len(set(dates)):
+            raise ma.ValidationError("Each validFrom may appear once.")
+
+
+class LocationOut(CamelSchema):
+    id = ma.fields.UUID(required=True)
+    institution_id = ma.fields.UUID(required=True)
+    name = ma.fields.String(required=True)
+    postcode4 = ma.fields.String(required=True)
+    municipality_code = ma.fields.String(required=True)
+    setting = ma.fields.Enum(Setting, by_value=True, required=True)
+    capacities = ma.fields.List(ma.fields.Nested(CapacityOut), required=True)
+    created_at = ma.fields.AwareDateTime(required=True)

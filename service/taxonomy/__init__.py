@@ -1,0 +1,1 @@
+"""The versioned code lists (taxonomy.yaml) and their loader."""

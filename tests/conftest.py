@@ -1,0 +1,166 @@
+"""Fixtures: one database per test session built by `alembic upgrade head`, each test in a rolled-back savepoint.
+
+The suite runs on SQLite by default and on PostgreSQL when TEST_DATABASE_URL names a server; it then creates and
+drops a database of its own there. Under CI=true an unreachable PostgreSQL fails the run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from argon2 import PasswordHasher
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_jwt_extended import create_access_token
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from service import create_app
+from service.auth import service as auth_service
+from service.auth.models import ApiClient, Role
+from service.config import Settings
+from service.operations import alembic_config
+from tests.factories import make_client, make_institution, make_location
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: PostgreSQL is required, not optional)")
+    pytest.skip(reason)
+
+
+class ScratchDatabases:
+    """Creates throwaway databases beside the one named (PostgreSQL) or as files (SQLite), and drops them."""
+
+    def __init__(self, base_url: str | None, folder: Path) -> None:
+        self.base_url, self.folder = base_url, folder
+        self.created: list[str] = []
+
+    def create(self) -> str:
+        if not self.base_url or self.base_url.startswith("sqlite"):
+            return f"sqlite:///{self.folder / f'{uuid.uuid4().hex}.sqlite3'}"
+        name = f"rr_test_{secrets.token_hex(6)}"
+        admin = create_engine(self.base_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+        except OperationalError as exc:
+            _unavailable(f"PostgreSQL at {make_url(self.base_url).host} is unreachable: {type(exc.orig).__name__}")
+        finally:
+            admin.dispose()
+        self.created.append(name)
+        return make_url(self.base_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        if not self.created:
+            return
+        admin = create_engine(self.base_url, isolation_level="AUTOCOMMIT")  # type: ignore[arg-type]
+        with admin.connect() as connection:
+            for name in self.created:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def scratch_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScratchDatabases]:
+    scratch = ScratchDatabases(os.environ.get("TEST_DATABASE_URL"), tmp_path_factory.mktemp("db"))
+    yield scratch
+    scratch.drop_all()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScratchDatabases]:
+    """Scratch PostgreSQL databases even in the SQLite run, for tests about PostgreSQL behaviour."""
+    url = os.environ.get("TEST_DATABASE_URL") or PG_DEFAULT
+    if url.startswith("sqlite"):
+        url = PG_DEFAULT
+    scratch = ScratchDatabases(url, tmp_path_factory.mktemp("pg"))
+    yield scratch
+    scratch.drop_all()
+
+
+@pytest.fixture(scope="session")
+def database_url(scratch_databases: ScratchDatabases) -> str:
+    url = scratch_databases.create()
+    command.upgrade(alembic_config(url), "head")
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(environment="test", instance_path=tmp_path_factory.mktemp("instance"),
+                    database_url=database_url, token_secret=secrets.token_hex(32),
+                    pseudonym_master_key=secrets.token_bytes(32))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_secret_hashing() -> Iterator[None]:
+    """Argon2 at production cost makes each client take ~50 ms; the tests check behaviour, not cost."""
+    original = auth_service._hasher, auth_service._UNKNOWN_CLIENT_HASH
+    auth_service._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    auth_service._UNKNOWN_CLIENT_HASH = auth_service._hasher.hash("unknown")
+    yield
+    auth_service._hasher, auth_service._UNKNOWN_CLIENT_HASH = original
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> Flask:
+    return create_app(settings)
+
+
+@pytest.fixture
+def connection(app: Flask) -> Iterator[Connection]:
+    """The test's connection: everything a test and its requests write is rolled back afterwards."""
+    sessionmaker = app.extensions["database"]["sessionmaker"]
+    engine = app.extensions["database"]["engine"]
+    with engine.connect() as connection:
+        outer = connection.begin()
+        sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
+        yield connection
+        sessionmaker.configure(bind=engine, join_transaction_mode="conservative_savepoint")
+        outer.rollback()
+
+
+@pytest.fixture
+def session(connection: Connection) -> Iterator[Session]:
+    """A session for factories and domain tests, on the test's connection."""
+    with Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture
+def client(app: Flask, connection: Connection) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def token_for(app: Flask, session: Session):  # type: ignore[no-untyped-def]
+    """token_for(role, **scope) -> Authorization headers of a fresh client with that role."""
+
+    def issue(role: Role, client: ApiClient | None = None, **scope: object) -> dict[str, str]:
+        if client is None:
+            if role is Role.INSTITUTION and "institution_id" not in scope:
+                scope["institution_id"] = make_institution(session).id
+            if role in (Role.ANALYST, Role.AUDITOR) and "municipality_codes" not in scope:
+                scope["municipality_codes"] = ["GM0014"]
+            client, _secret = make_client(session, role=role, **scope)
+        with app.app_context():
+            token = create_access_token(identity=str(client.id),
+                                        additional_claims=auth_service.token_claims(client))
+        return {"Authorization": f"Bearer {token}"}
+
+    return issue
+
+
+__all__ = ["make_client", "make_institution", "make_location"]

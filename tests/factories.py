@@ -1,0 +1,39 @@
+"""Factory functions: a valid object with every field overridable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.auth import service as auth_service
+from service.auth.models import ApiClient, Role
+from service.registry.models import Capacity, Institution, Location, Sector, Setting
+
+_serial = itertools.count(1)
+
+
+def make_institution(session: Session, **overrides: Any) -> Institution:
+    values = {"name": f"Instelling {next(_serial)}", "sector": Sector.YOUTH_CARE, "municipality_code": "GM0014"}
+    institution = Institution(**(values | overrides))
+    session.add(institution)
+    session.flush()
+    return institution
+
+
+def make_location(session: Session, institution: Institution | None = None, **overrides: Any) -> Location:
+    institution = institution or make_institution(session)
+    values = {"name": f"Locatie {next(_serial)}", "postcode4": "9712", "municipality_code":
+              institution.municipality_code, "setting": Setting.OPEN,
+              "capacities": [Capacity(valid_from=dt.date(2024, 1, 1), places=12)]}
+    location = Location(institution_id=institution.id, **(values | overrides))
+    session.add(location)
+    session.flush()
+    return location
+
+
+def make_client(session: Session, role: Role = Role.ADMIN, **overrides: Any) -> tuple[ApiClient, str]:
+    values: dict[str, Any] = {"name": f"client {next(_serial)}"}
+    return auth_service.create_client(session, role=role, **(values | overrides))
