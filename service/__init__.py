@@ -62,7 +62,7 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
         settings = load_settings(settings)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
-    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app = Flask(__name__, instance_path=str(settings.instance_path), static_folder=None)
     app.config.update(_api_config(settings))
     app.url_map.strict_slashes = True
     app.extensions["settings"] = settings

@@ -95,7 +95,8 @@ def _refuse(detail: str) -> Response:
 
 
 def _claims_complete(_header: dict[str, Any], claims: dict[str, Any]) -> bool:
-    if any(name not in claims for name in REQUIRED_CLAIMS) or claims.get("type") != "access":
+    # flask-jwt-extended fills a missing jti with None, so presence alone proves nothing.
+    if any(claims.get(name) in (None, "") for name in REQUIRED_CLAIMS) or claims.get("type") != "access":
         return False
     try:
         caller = _caller_from_claims(claims)

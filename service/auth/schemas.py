@@ -53,7 +53,9 @@ class OAuthSchema(ma.Schema):
 
 
 class TokenRequest(OAuthSchema):
-    grant_type = ma.fields.String(metadata={"example": "client_credentials", "description": "Required: client_credentials"})
+    grant_type = ma.fields.String(
+        metadata={"example": "client_credentials", "description": "Required: client_credentials"}
+    )
     client_id = ma.fields.String(metadata={"description": "When not sent by HTTP Basic"})
     client_secret = ma.fields.String(metadata={"description": "When not sent by HTTP Basic"})
     scope = ma.fields.String(metadata={"description": "Ignored: a client's scope is fixed at registration"})

@@ -1,0 +1,35 @@
+# The commands README.md promises. Everything runs from the project's own virtual environment.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SPECTRAL := npx --yes @stoplight/spectral-cli@6
+RULESET ?= ../shared/conformance/nl-api-design-rules.spectral.yaml
+
+.PHONY: run test lint openapi install clean
+
+$(BIN)/risk-register: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@
+
+install: $(BIN)/risk-register
+
+run: install
+	$(BIN)/risk-register demo
+	$(BIN)/risk-register serve --bind 127.0.0.1:8000 --workers 2
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/risk-register openapi check
+	$(SPECTRAL) lint --fail-severity=error -r $(RULESET) openapi.yaml
+
+openapi: install
+	$(BIN)/risk-register openapi write
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache .hypothesis
