@@ -17,6 +17,7 @@ from service.auth import service as auth
 from service.auth.models import Role
 from service.config import load_settings
 from service.db import db
+from service.errors import DomainError
 from service.operations import alembic_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,8 +128,12 @@ def clients_create(role: str, name: str, institution_id: uuid.UUID | None, munic
     """Register a client and print its secret (shown this once)."""
     app = create_app()
     with app.app_context():
-        client, secret = auth.create_client(db.session, name=name, role=Role(role), institution_id=institution_id,
-                                            municipality_codes=municipality_codes)
+        try:
+            client, secret = auth.create_client(db.session, name=name, role=Role(role),
+                                                institution_id=institution_id, municipality_codes=municipality_codes)
+        except DomainError as refused:
+            problems = "; ".join(f"{e.pointer}: {e.detail}" for e in refused.errors)
+            raise click.ClickException(f"{refused.detail} {problems}".strip()) from None
         client_id = str(client.id)
         db.finish(commit=True)
     if as_json:

@@ -49,8 +49,18 @@ class Settings:
 def _key_from_file_or_env(environ: Mapping[str, str], name: str) -> str:
     """A secret comes from NAME, or from the file named by NAME_FILE (Docker and Kubernetes secrets)."""
     if environ.get(f"{name}_FILE"):
-        return Path(environ[f"{name}_FILE"]).read_text().strip()
+        try:
+            return Path(environ[f"{name}_FILE"]).read_text().strip()
+        except OSError as exc:
+            raise ConfigurationError(f"{name}_FILE cannot be read: {exc.strerror}") from None
     return environ.get(name, "")
+
+
+def _number(environ: Mapping[str, str], name: str, default: int) -> int:
+    try:
+        return int(environ.get(name, str(default)))
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number") from None
 
 
 def _development_secret(instance_path: Path, filename: str) -> str:
@@ -112,11 +122,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         token_secret=token_secret,
         token_private_key=private_key,
         token_public_key=public_key,
-        token_lifetime_seconds=int(env.get("TOKEN_LIFETIME_SECONDS", "900")),
+        token_lifetime_seconds=_number(env, "TOKEN_LIFETIME_SECONDS", 900),
         token_issuer=env.get("TOKEN_ISSUER", "urn:risk-register"),
         token_audience=env.get("TOKEN_AUDIENCE", "urn:risk-register:api"),
         pseudonym_master_key=master_key_bytes,
-        pseudonym_key_version=int(env.get("PSEUDONYM_KEY_VERSION", "1")),
-        max_body_bytes=int(env.get("MAX_BODY_BYTES", str(2 * 1024 * 1024))),
+        pseudonym_key_version=_number(env, "PSEUDONYM_KEY_VERSION", 1),
+        max_body_bytes=_number(env, "MAX_BODY_BYTES", 2 * 1024 * 1024),
         log_level=env.get("LOG_LEVEL", "INFO"),
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -44,3 +46,13 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     status = 409
     title = "Conflict"
+
+
+def field_errors(messages: Any, pointer: str = "", location: str = "body") -> list[FieldError]:
+    """Flatten marshmallow-style nested messages ({field: [message]} at any depth) into one error per message."""
+    if isinstance(messages, Mapping):
+        return [error for key, value in messages.items()
+                for error in field_errors(value, pointer if key == "_schema" else f"{pointer}/{key}", location)]
+    if isinstance(messages, list | tuple):
+        return [error for message in messages for error in field_errors(message, pointer, location)]
+    return [FieldError(pointer or "/", str(messages), location)]

@@ -20,11 +20,12 @@ from werkzeug.exceptions import HTTPException, InternalServerError, NotAcceptabl
 
 from service.config import API_VERSION
 from service.db import db
-from service.errors import DomainError, FieldError
+from service.errors import DomainError, FieldError, field_errors
 
 log = logging.getLogger("service.request")
 
 PROBLEM_JSON = "application/problem+json"
+LOCATIONS = {"json": "body", "form": "body", "querystring": "query", "headers": "header"}
 JSON = "application/json"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 RETRY_AFTER_SECONDS = "5"
@@ -93,29 +94,10 @@ def problem(
     return response
 
 
-def _field_errors(messages: Any, location: str, pointer: str = "") -> list[dict[str, str]]:
-    """Flatten marshmallow's nested messages into one {pointer, detail} per problem."""
-    if isinstance(messages, Mapping):
-        found = []
-        for key, value in messages.items():
-            child = pointer if key == "_schema" else f"{pointer}/{key}"
-            found.extend(_field_errors(value, location, child))
-        return found
-    if isinstance(messages, list | tuple):
-        return [e for message in messages for e in _field_errors(message, location, pointer)]
-    error = {"pointer": pointer or "/", "detail": str(messages)}
-    if location != "body":
-        error["in"] = location
-    return [error]
-
-
-def validation_errors(messages: Mapping[str, Any]) -> list[dict[str, str]]:
+def validation_errors(messages: Mapping[str, Any]) -> list[FieldError]:
     """webargs reports {location: messages}; JSON and form bodies are 'body' to a client."""
-    found = []
-    for location, located in messages.items():
-        where = {"json": "body", "form": "body", "querystring": "query"}.get(location, location)
-        found.extend(_field_errors(located, where))
-    return found
+    return [error for location, located in messages.items()
+            for error in field_errors(located, location=LOCATIONS.get(location, location))]
 
 
 def _database_unavailable(exc: BaseException | None) -> bool:

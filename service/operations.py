@@ -8,6 +8,7 @@ from pathlib import Path
 
 import swagger_ui_bundle
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Blueprint, Flask, Response, g, request, send_from_directory
 from prometheus_client import (
@@ -18,7 +19,6 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.auth.access import public
@@ -60,7 +60,7 @@ def readyz() -> Response | dict[str, str]:
     expected = newest_revision()
     try:
         with db.engine.connect() as connection:
-            current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            current = MigrationContext.configure(connection).get_current_revision()
     except SQLAlchemyError:
         return problem(503, "The database is unreachable.", headers={"Retry-After": "5"})
     if current != expected:

@@ -21,7 +21,7 @@ def _assert_common_headers(response, what):  # type: ignore[no-untyped-def]
 def _assert_problem(response, status, what):  # type: ignore[no-untyped-def]
     assert response.status_code == status, f"{what}: {response.status_code}"
     assert response.mimetype == PROBLEM_JSON, what
-    assert PROBLEM_MEMBERS <= set(response.json), what
+    assert set(response.json) >= PROBLEM_MEMBERS, what
     assert response.json["status"] == status, what
     assert "Traceback" not in response.get_data(as_text=True), what
 
@@ -38,11 +38,7 @@ def test_every_response_carries_version_and_security_headers(app, client, token_
 def test_trailing_slash_is_404_not_redirect(app, client, token_for):
     admin = token_for(Role.ADMIN)
     for route in all_routes(app):
-        if route.url.endswith(".json") or route.rule.endswith(">"):
-            url = route.url + "/"
-        else:
-            url = route.url + "/"
-        response = client.open(url, method=route.method, headers=admin)
+        response = client.open(route.url + "/", method=route.method, headers=admin)
         _assert_problem(response, 404, f"{route} with trailing slash")
         _assert_common_headers(response, str(route))
 

@@ -28,7 +28,7 @@ from service.auth.schemas import (
 from service.db import db
 from service.errors import DomainError
 from service.http import Blueprint
-from service.pagination import LINK_HEADER, PageArgs, page_schema, paginate
+from service.pagination import LINK_HEADER, page_schema, paginate
 
 oauth = Blueprint("oauth", __name__, url_prefix="/v1/oauth",
                   description="OAuth 2.0 client credentials (RFC 6749 §4.4) and revocation (RFC 7009)")
@@ -129,7 +129,6 @@ ClientPage = page_schema(ClientOut, "ClientPage")
 @clients.route("")
 class Clients(MethodView):
     @clients.arguments(ClientArgs, location="query", as_kwargs=True)
-    @clients.arguments(PageArgs, location="query", as_kwargs=True)
     @clients.response(200, ClientPage, headers={"Link": LINK_HEADER})
     @requires(Role.ADMIN)
     def get(self, limit: int, cursor: str | None = None, role: Role | None = None,

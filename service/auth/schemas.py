@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from service.auth.models import Role
+from service.pagination import PageArgs
 from service.schemas import CamelSchema
 
 
@@ -39,7 +40,7 @@ class ClientCredentialsOut(CamelSchema):
     client = ma.fields.Nested(ClientOut, required=True)
 
 
-class ClientArgs(CamelSchema):
+class ClientArgs(PageArgs):
     role = ma.fields.Enum(Role, by_value=True)
     active = ma.fields.Boolean()
 

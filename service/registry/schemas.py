@@ -50,7 +50,7 @@ class LocationIn(CamelSchema):
 
     @ma.validates("capacities")
     def _distinct_dates(self, value: list[dict[str, Any]], **_: Any) -> None:
-        dates = [c["valid_from"] for c in value]
+        dates = [c["valid_from"] for c in value if "valid_from" in c]
         if len(dates) != len(set(dates)):
             raise ma.ValidationError("Each validFrom may appear once.")
 

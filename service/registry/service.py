@@ -63,7 +63,8 @@ def create_location(session: Session, caller: Caller, institution_id: uuid.UUID,
     get_institution(session, caller, institution_id)
     location = Location(institution_id=institution_id, name=name, postcode4=postcode4,
                         municipality_code=municipality_code, setting=setting,
-                        capacities=[Capacity(valid_from=c["valid_from"], places=c["places"]) for c in capacities])
+                        capacities=[Capacity(valid_from=c["valid_from"], places=c["places"])
+                                    for c in sorted(capacities, key=lambda c: c["valid_from"])])
     session.add(location)
     session.flush()
     return location

@@ -12,7 +12,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-
 from sqlalchemy.orm import Session
 
 from service import create_app
@@ -24,8 +23,9 @@ PROTECTED = "/v1/institutions"
 
 
 def _token(client, client_id: str, secret: str, **form: str):  # type: ignore[no-untyped-def]
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
     return client.post("/v1/oauth/token", data={"grant_type": "client_credentials", **form},
-                       headers={"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()})
+                       headers={"Authorization": f"Basic {basic}"})
 
 
 def _claims(token: str) -> dict:
