@@ -80,9 +80,11 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     register_conventions(api.spec)
 
     from service.auth.routes import clients, oauth
+    from service.incidents.routes import blp as incidents
     from service.registry.routes import blp as registry
+    from service.taxonomy.routes import blp as taxonomy
 
-    for blueprint in (oauth, clients, registry):
+    for blueprint in (oauth, clients, registry, taxonomy, incidents):
         api.register_blueprint(blueprint)
     for endpoint, view in list(app.view_functions.items()):
         if endpoint.startswith("api-docs."):

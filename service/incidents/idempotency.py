@@ -1,0 +1,86 @@
+"""Idempotency keys (Stripe, IETF draft-ietf-httpapi-idempotency-key-header): safe retries of a create.
+
+A key is held for the length of the transaction that does the work; the first successful response is stored in
+that same transaction, so a key is remembered exactly when its work was committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from service.db import utcnow
+from service.errors import Conflict, DomainError
+from service.incidents.models import IdempotencyKey
+
+KEPT_FOR = dt.timedelta(hours=24)
+
+
+class KeyReused(DomainError):
+    status = 422
+    title = "Idempotency key reused"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    body: str
+    replayed: bool
+
+
+def request_hash(method: str, path: str, body: Any) -> str:
+    """What makes two requests 'the same': method, path and the JSON body regardless of key order."""
+    canonical = json.dumps([method, path, body], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _lock_id(client_id: uuid.UUID, key: str) -> int:
+    digest = hashlib.sha256(client_id.bytes + key.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _hold(session: Session, client_id: uuid.UUID, key: str) -> None:
+    """Hold the key until this transaction ends; a second holder is told to wait (409), not queued."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres and not session.scalar(select(func.pg_try_advisory_xact_lock(_lock_id(client_id, key)))):
+        raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
+                           headers={"Retry-After": "1"})
+    # SQLite has a single writer: a second request waits for the first to commit, then replays its answer.
+
+
+def run_once(session: Session, client_id: uuid.UUID, key: str | None, fingerprint: str,
+             work: Callable[[], tuple[int, Any]]) -> Outcome:
+    """Do `work` once per (client, key): replay the stored response for the same request, refuse another."""
+    if key is None:
+        status, body = work()
+        return Outcome(status, json.dumps(body), replayed=False)
+    _hold(session, client_id, key)
+    stored = session.get(IdempotencyKey, (client_id, key))
+    if stored is not None and stored.expires_at > utcnow():
+        if stored.request_hash != fingerprint:
+            raise KeyReused("This Idempotency-Key was used for a different request; use a new key.")
+        return Outcome(stored.response_status, stored.response_body, replayed=True)
+    if stored is not None:
+        session.delete(stored)
+        session.flush()
+    status, body = work()
+    text = json.dumps(body)
+    now = utcnow()
+    session.add(IdempotencyKey(client_id=client_id, key=key, request_hash=fingerprint, response_status=status,
+                               response_body=text, created_at=now, expires_at=now + KEPT_FOR))
+    session.flush()
+    return Outcome(status, text, replayed=False)
+
+
+def purge_expired(session: Session, now: dt.datetime | None = None) -> int:
+    """Forget keys past their 24 hours; returns how many."""
+    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= (now or utcnow())))
+    return result.rowcount or 0

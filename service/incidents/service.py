@@ -1,0 +1,309 @@
+"""Recording, finding, correcting and retracting incidents. Plain functions: a session and values in.
+
+Tenancy lives in `incidents_for`: every query of this module starts from it, so an institution can never reach
+another's incidents (they are simply not found).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.auth.access import Caller
+from service.config import Settings
+from service.db import utcnow
+from service.errors import Conflict, DomainError, FieldError, InvalidInput, NotFound, field_errors
+from service.incidents.identities import fingerprint_phone, fingerprint_plate, pseudonymise_resident
+from service.incidents.models import Incident, Revision, Status
+from service.incidents.rules import incident_errors
+from service.pagination import Page, paginate
+from service.registry.models import Location
+from service.taxonomy.service import load_taxonomy
+
+# Wire field (as a JSON pointer below the incident) -> column, for the fields a revision may show.
+SHOWN = {
+    "clientReference": "client_reference", "locationId": "location_id", "kind": "kind",
+    "exploitationType": "exploitation_type", "occurredAt": "occurred_at", "residentAgeBand": "resident_age_band",
+    "indicators": "indicators", "absence/endedAt": "absence_ended_at",
+    "absence/whereaboutsKnown": "absence_whereabouts_known", "absence/riskLevel": "absence_risk_level",
+    "absence/reportedMissingToPolice": "absence_reported_missing_to_police",
+    "visitor/estimatedAgeBand": "visitor_estimated_age_band", "visitor/relationClaimed": "visitor_relation_claimed",
+    "followUp/meldcodeStep": "meldcode_step", "followUp/reportedTo": "reported_to",
+    "followUp/reportedAt": "reported_at",
+}
+# Fields whose values never leave the incident row: a revision records only that they changed.
+HIDDEN = {"residentRef": "resident_pseudonym", "visitor/vehiclePlate": "visitor_plate_fingerprint",
+          "visitor/phoneNumber": "visitor_phone_fingerprint", "note": "note"}
+
+
+class PreconditionFailed(DomainError):
+    status = 412
+    title = "Precondition Failed"
+
+
+class PreconditionRequired(DomainError):
+    status = 428
+    title = "Precondition Required"
+
+
+@dataclass(frozen=True)
+class IdentityKeys:
+    """The keys that turn identities into pseudonyms and fingerprints."""
+
+    master: bytes
+    version: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IdentityKeys:
+        return cls(settings.pseudonym_master_key, settings.pseudonym_key_version)
+
+    def resident(self, institution_id: uuid.UUID, resident_ref: str) -> str:
+        return pseudonymise_resident(self.master, self.version, institution_id, resident_ref)
+
+
+def incidents_for(caller: Caller) -> Select[tuple[Incident]]:
+    """The only way into the incident table: the caller's own institution's incidents."""
+    return select(Incident).where(Incident.institution_id == caller.institution_id)
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else value.astimezone(dt.UTC)
+
+
+def _columns(values: Mapping[str, Any], keys: IdentityKeys, institution_id: uuid.UUID) -> dict[str, Any]:
+    """Column values for validated (snake_case) input; identities become pseudonyms and fingerprints here."""
+    absence = values.get("absence") or {}
+    visitor = values.get("visitor") or {}
+    follow_up = values.get("follow_up") or {}
+    resident_ref = values.get("resident_ref")
+    plate, phone = visitor.get("vehicle_plate"), visitor.get("phone_number")
+    return {
+        "client_reference": values["client_reference"],
+        "location_id": values["location_id"],
+        "kind": values["kind"],
+        "exploitation_type": values["exploitation_type"],
+        "occurred_at": _utc(values["occurred_at"]),
+        "resident_pseudonym": keys.resident(institution_id, resident_ref) if resident_ref else None,
+        "resident_key_version": keys.version if resident_ref else None,
+        "resident_age_band": values.get("resident_age_band") or "unknown",
+        "indicators": list(values.get("indicators") or []),
+        "note": values.get("note"),
+        "absence_ended_at": _utc(absence.get("ended_at")),
+        "absence_whereabouts_known": absence.get("whereabouts_known"),
+        "absence_risk_level": absence.get("risk_level"),
+        "absence_reported_missing_to_police": absence.get("reported_missing_to_police"),
+        "visitor_estimated_age_band": visitor.get("estimated_age_band"),
+        "visitor_relation_claimed": visitor.get("relation_claimed"),
+        "visitor_plate_fingerprint": fingerprint_plate(keys.master, plate) if plate else None,
+        "visitor_phone_fingerprint": fingerprint_phone(keys.master, phone) if phone else None,
+        "meldcode_step": follow_up.get("meldcode_step"),
+        "reported_to": list(follow_up.get("reported_to") or []),
+        "reported_at": _utc(follow_up.get("reported_at")),
+    }
+
+
+def _check_locations(session: Session, caller: Caller, location_ids: Sequence[uuid.UUID],
+                     pointer: Any) -> None:
+    own = set(session.scalars(select(Location.id).where(
+        Location.id.in_(set(location_ids)), Location.institution_id == caller.institution_id)))
+    # The same answer whether the location exists elsewhere or not at all: nothing about others leaks.
+    errors = [FieldError(pointer(i, "locationId"), "Not a location of this institution.")
+              for i, location_id in enumerate(location_ids) if location_id not in own]
+    if errors:
+        raise InvalidInput("Some locations are not this institution's.", errors=errors)
+
+
+def _check_client_references(session: Session, caller: Caller, references: Sequence[str], pointer: Any) -> None:
+    seen: dict[str, int] = {}
+    repeated = []
+    for i, reference in enumerate(references):
+        if reference in seen:
+            repeated.append(FieldError(pointer(i, "clientReference"), f"Repeats item {seen[reference]}."))
+        seen.setdefault(reference, i)
+    if repeated:
+        raise InvalidInput("A clientReference appears twice in the batch.", errors=repeated)
+    existing = dict(session.execute(
+        incidents_for(caller).with_only_columns(Incident.client_reference, Incident.id)
+        .where(Incident.client_reference.in_(references))).tuples().all())
+    if existing:
+        raise Conflict(
+            "An incident with this clientReference is already recorded.",
+            errors=[FieldError(pointer(i, "clientReference"), "Already recorded.")
+                    for i, r in enumerate(references) if r in existing],
+            members={"existing": [f"/v1/incidents/{existing[r]}" for r in references if r in existing]},
+            headers={"Location": f"/v1/incidents/{next(iter(existing.values()))}"} if len(existing) == 1 else {},
+        )
+
+
+def record_incidents(session: Session, caller: Caller, items: Sequence[Mapping[str, Any]], keys: IdentityKeys,
+                     *, batch: bool = False) -> list[Incident]:
+    """Record validated incidents, all or none, with a fixed number of statements whatever their count."""
+
+    def pointer(i: int, field: str) -> str:
+        return f"/items/{i}/{field}" if batch else f"/{field}"
+
+    _check_locations(session, caller, [item["location_id"] for item in items], pointer)
+    _check_client_references(session, caller, [item["client_reference"] for item in items], pointer)
+    now, version = utcnow(), load_taxonomy().version
+    incidents = [
+        Incident(id=uuid.uuid4(), institution_id=caller.institution_id, recorded_at=now, status=Status.ACTIVE,
+                 version=1, taxonomy_version=version, record_key=secrets.randbelow(256),
+                 **_columns(item, keys, caller.institution_id))  # type: ignore[arg-type]
+        for item in items
+    ]
+    session.add_all(incidents)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        # A concurrent request recorded the same clientReference between our check and our insert.
+        raise Conflict("An incident with this clientReference was recorded concurrently; retry.") from exc
+    return incidents
+
+
+def get_incident(session: Session, caller: Caller, incident_id: uuid.UUID) -> Incident:
+    incident = session.scalar(incidents_for(caller).where(Incident.id == incident_id))
+    if incident is None:
+        raise NotFound("No such incident.")
+    return incident
+
+
+def find_incidents(session: Session, caller: Caller, keys: IdentityKeys, *, limit: int, cursor: str | None = None,
+                   resident_ref: str | None = None, location_id: uuid.UUID | None = None, kind: str | None = None,
+                   exploitation_type: str | None = None, status: Status | None = None,
+                   occurred_from: dt.datetime | None = None, occurred_to: dt.datetime | None = None) -> Page:
+    """A page of the caller's incidents, newest recorded last, matching every filter given."""
+    stmt = incidents_for(caller)
+    for column, value in ((Incident.location_id, location_id), (Incident.kind, kind),
+                          (Incident.exploitation_type, exploitation_type), (Incident.status, status)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if occurred_from is not None:
+        stmt = stmt.where(Incident.occurred_at >= occurred_from)
+    if occurred_to is not None:
+        stmt = stmt.where(Incident.occurred_at < occurred_to)
+    if resident_ref is not None:
+        stmt = stmt.where(Incident.resident_pseudonym == keys.resident(caller.institution_id, resident_ref))  # type: ignore[arg-type]
+    return paginate(session, stmt, Incident.recorded_at, Incident.id, limit, cursor)
+
+
+def check_version(incident: Incident, if_match: str | None) -> None:
+    """Optimistic concurrency: the client must name the version it read (its ETag)."""
+    if not if_match:
+        raise PreconditionRequired('Send If-Match with the ETag of the version you read, e.g. If-Match: "3".')
+    tags = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
+    if str(incident.version) not in tags and "*" not in tags:
+        raise PreconditionFailed(f"The incident has changed since; it is now at version {incident.version}. "
+                                 "Read it again and reapply your correction.")
+
+
+def _values(incident: Incident) -> dict[str, Any]:
+    """The incident as validated input (snake_case), without identities, to re-check a corrected whole."""
+    return {
+        "client_reference": incident.client_reference, "location_id": incident.location_id, "kind": incident.kind,
+        "exploitation_type": incident.exploitation_type, "occurred_at": incident.occurred_at,
+        "resident_age_band": incident.resident_age_band, "indicators": incident.indicators, "note": incident.note,
+        "absence": None if incident.absence_risk_level is None else {
+            "ended_at": incident.absence_ended_at, "whereabouts_known": incident.absence_whereabouts_known,
+            "risk_level": incident.absence_risk_level,
+            "reported_missing_to_police": incident.absence_reported_missing_to_police},
+        "visitor": None if incident.visitor_relation_claimed is None else {
+            "estimated_age_band": incident.visitor_estimated_age_band,
+            "relation_claimed": incident.visitor_relation_claimed},
+        "follow_up": {"meldcode_step": incident.meldcode_step, "reported_to": incident.reported_to,
+                      "reported_at": incident.reported_at},
+    }
+
+
+def _merged(incident: Incident, patch: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON merge patch (RFC 7396) of the incident's values: null clears, nested blocks merge."""
+    merged = _values(incident)
+    for field, value in patch.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(field), Mapping):
+            merged[field] = {**merged[field], **value}
+        else:
+            merged[field] = value
+    return merged
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+def correct_incident(session: Session, caller: Caller, incident_id: uuid.UUID, patch: Mapping[str, Any],
+                     keys: IdentityKeys, *, if_match: str | None) -> Incident:
+    """Apply a correction as a new version with a revision; the corrected whole must pass every rule again."""
+    incident = get_incident(session, caller, incident_id)
+    check_version(incident, if_match)
+    if incident.status is Status.RETRACTED:
+        raise Conflict("A retracted incident cannot be corrected.")
+    changes = {k: v for k, v in patch.items() if k != "reason"}
+    merged = _merged(incident, changes)
+    errors = field_errors(incident_errors(merged))
+    if errors:
+        raise InvalidInput(f"{len(errors)} invalid field(s) once corrected; see errors.", errors=errors)
+    if "location_id" in changes:
+        _check_locations(session, caller, [merged["location_id"]], lambda _i, field: f"/{field}")
+    if merged["client_reference"] != incident.client_reference:
+        _check_client_references(session, caller, [merged["client_reference"]], lambda _i, field: f"/{field}")
+
+    columns = _columns(merged, keys, caller.institution_id)
+    # Identities are not in `merged`: keep the stored ones unless the patch names them (null clears).
+    visitor_patch = changes.get("visitor", {})
+    kept = {"resident_pseudonym": "resident_ref" not in changes,
+            "visitor_plate_fingerprint": visitor_patch is not None and "vehicle_plate" not in visitor_patch,
+            "visitor_phone_fingerprint": visitor_patch is not None and "phone_number" not in visitor_patch}
+    for column, keep in kept.items():
+        if keep:
+            columns[column] = getattr(incident, column)
+    if kept["resident_pseudonym"]:
+        columns["resident_key_version"] = incident.resident_key_version
+
+    diff: dict[str, Any] = {}
+    for field, column in SHOWN.items():
+        old, new = getattr(incident, column), columns[column]
+        if old != new:
+            diff[field] = {"old": _shown(old), "new": _shown(new)}
+    for field, column in HIDDEN.items():
+        if getattr(incident, column) != columns[column]:
+            diff[field] = {"changed": True}
+    if not diff:
+        return incident
+    for column, value in columns.items():
+        setattr(incident, column, value)
+    incident.version += 1
+    session.add(Revision(incident_id=incident.id, version=incident.version, action="correction",
+                         reason=patch["reason"], client_id=caller.client_id, changes=diff))
+    session.flush()
+    return incident
+
+
+def retract_incident(session: Session, caller: Caller, incident_id: uuid.UUID, reason: str, *,
+                     if_match: str | None = None) -> Incident:
+    """Withdraw an incident from every statistic; the record and its history stay."""
+    incident = get_incident(session, caller, incident_id)
+    if if_match is not None:
+        check_version(incident, if_match)
+    if incident.status is Status.RETRACTED:
+        raise Conflict("The incident is already retracted.")
+    incident.status, incident.retracted_at = Status.RETRACTED, utcnow()
+    incident.version += 1
+    session.add(Revision(incident_id=incident.id, version=incident.version, action="retraction", reason=reason,
+                         client_id=caller.client_id, changes={"status": {"old": "active", "new": "retracted"}}))
+    session.flush()
+    return incident
+
+
+def revisions_of(session: Session, caller: Caller, incident_id: uuid.UUID) -> list[Revision]:
+    incident = get_incident(session, caller, incident_id)
+    return list(session.scalars(select(Revision).where(Revision.incident_id == incident.id)
+                                .order_by(Revision.version)))
