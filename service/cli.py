@@ -51,11 +51,12 @@ def db_downgrade(revision: str) -> None:
 def demo() -> None:
     """Migrate, seed the Groningen demo data, and print fresh credentials for one client per role."""
     from service.demo import seed_demo
+    from service.incidents.service import IdentityKeys
 
     command.upgrade(alembic_config(load_settings().database_url), "head")
     app = create_app()
     with app.app_context():
-        credentials = seed_demo(db.session)
+        credentials = seed_demo(db.session, IdentityKeys.from_settings(app.extensions["settings"]))
         db.finish(commit=True)
     click.echo("Demo clients (secrets are new on every `risk-register demo`):")
     for role, (client_id, secret) in credentials.items():
@@ -109,6 +110,24 @@ def openapi_check(path: str) -> None:
         click.echo(f"{path} is out of date; run `risk-register openapi write`", err=True)
         sys.exit(1)
     click.echo(f"{path} is up to date")
+
+
+@main.group()
+def maintenance() -> None:
+    """Housekeeping that a scheduler runs (cron, a Kubernetes CronJob)."""
+
+
+@maintenance.command("purge")
+def maintenance_purge() -> None:
+    """Forget idempotency keys older than 24 hours and revocations of tokens that have expired."""
+    from service.incidents.idempotency import purge_expired
+
+    app = create_app()
+    with app.app_context():
+        keys = purge_expired(db.session)
+        revocations = auth.purge_revoked_tokens(db.session)
+        db.finish(commit=True)
+    click.echo(json.dumps({"idempotencyKeysRemoved": keys, "revokedTokensRemoved": revocations}))
 
 
 @main.group()

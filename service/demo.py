@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
+import uuid
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.auth import service as auth
+from service.auth.access import Caller
 from service.auth.models import ApiClient, Role
+from service.incidents.models import Incident
+from service.incidents.rules import incident_errors
+from service.incidents.service import IdentityKeys, record_incidents
 from service.registry.models import Capacity, Institution, Location, Sector, Setting
+from service.taxonomy.service import load_taxonomy
 
 GRONINGEN = "GM0014"
+HOTSPOT = "Woongroep Oosterpoort"
 INSTITUTIONS = [
     ("Jeugdzorg Stad Groningen", Sector.YOUTH_CARE, [
         ("Woongroep Oosterpoort", "9724", Setting.OPEN, [(dt.date(2023, 1, 1), 12), (dt.date(2025, 7, 1), 16)]),
@@ -50,9 +59,65 @@ def _institution(session: Session, name: str, sector: Sector, locations: list) -
     return institution
 
 
-def seed_demo(session: Session) -> dict[str, tuple[str, str]]:
+def _demo_incident(rng: random.Random, location: Location, occurred_at: dt.datetime, serial: int,
+                   residents: list[str], now: dt.datetime) -> dict[str, Any]:
+    """One plausible signal: absences repeat for the same residents, a share is followed up and reported."""
+    taxonomy = load_taxonomy()
+    kind = rng.choices(["absence", "recruitmentAttempt", "suspiciousVisitor"], weights=[5, 3, 2])[0]
+    indicators = sorted(taxonomy.indicators_for(kind))
+    item: dict[str, Any] = {
+        "client_reference": f"DEMO-{serial:05d}", "location_id": location.id, "kind": kind,
+        "exploitation_type": rng.choices(["criminal", "sexual", "labour", "unknown"], weights=[5, 4, 1, 2])[0],
+        "occurred_at": occurred_at, "resident_age_band": rng.choice(["12to15", "16to17", "16to17", "18to22"]),
+        "indicators": rng.sample(indicators, k=rng.randint(1, 3)),
+        # Absences repeat: a few residents account for many of them, as in real missing-from-care data.
+        "resident_ref": rng.choice(residents[:3] if kind == "absence" and rng.random() < 0.4 else residents),
+    }
+    if kind == "absence":
+        item["absence"] = {"ended_at": min(occurred_at + dt.timedelta(hours=rng.randint(2, 40)), now),
+                           "whereabouts_known": rng.random() < 0.5, "risk_level": rng.choice(["green", "orange", "red"]),
+                           "reported_missing_to_police": rng.random() < 0.3}
+    if kind == "suspiciousVisitor":
+        item["visitor"] = {"estimated_age_band": "23plus", "relation_claimed": rng.choice(["friend", "unknown"]),
+                           "vehicle_plate": f"{rng.choice(['GX', 'HZ', 'KL'])}-{rng.randint(100, 999)}-B"}
+    step = rng.choices([None, 1, 2, 3, 5], weights=[3, 3, 2, 1, 1])[0]
+    reported = step == 5 or rng.random() < 0.08
+    item["follow_up"] = {"meldcode_step": step, "reported_to": ["veiligThuis"] if reported else [],
+                         "reported_at": min(occurred_at + dt.timedelta(days=rng.randint(1, 20)), now)
+                         if reported else None}
+    if incident_errors(item, now):
+        raise AssertionError(f"demo incident breaks the rules: {incident_errors(item, now)}")
+    return item
+
+
+def _seed_incidents(session: Session, institutions: list[Institution], keys: IdentityKeys, today: dt.date) -> int:
+    """Two years of signals for the demo's statistics; one location is a clear hotspot."""
+    if session.scalar(select(Incident.id).limit(1)) is not None:
+        return 0
+    rng = random.Random(14)  # noqa: S311 - demo data, reproducible on purpose
+    now = dt.datetime.combine(today, dt.time(0), dt.UTC)  # midnight: never ahead of the real clock
+    serial = 0
+    for institution in institutions:
+        caller = Caller(uuid.uuid4(), Role.INSTITUTION, institution.id, ())
+        items = []
+        for location in session.scalars(select(Location).where(Location.institution_id == institution.id)):
+            places = location.capacities[-1].places
+            rate = 0.22 * places * (3.5 if location.name == HOTSPOT else 1.0)
+            residents = [f"DEMO-{location.postcode4}-{n}" for n in range(places * 2)]
+            for month in range(24):
+                for _ in range(int(rng.gauss(rate, rate ** 0.5 / 2) + 0.5)):
+                    occurred_at = now - dt.timedelta(days=30 * month + rng.randint(1, 29), hours=rng.randint(0, 23))
+                    serial += 1
+                    items.append(_demo_incident(rng, location, occurred_at, serial, residents, now))
+        for start in range(0, len(items), 500):
+            record_incidents(session, caller, items[start:start + 500], keys, batch=True)
+    return serial
+
+
+def seed_demo(session: Session, keys: IdentityKeys, today: dt.date | None = None) -> dict[str, tuple[str, str]]:
     """Create what is missing (idempotent) and give every demo client a fresh secret: role -> (id, secret)."""
     institutions = [_institution(session, *spec) for spec in INSTITUTIONS]
+    _seed_incidents(session, institutions, keys, today or dt.date.today())
     credentials = {}
     for role, name in DEMO_CLIENTS.items():
         client = session.scalar(select(ApiClient).where(ApiClient.name == name, ApiClient.active.is_(True)))

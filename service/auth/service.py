@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Select, exists, select
+from sqlalchemy import Select, delete, exists, select
 from sqlalchemy.orm import Session
 
 from service.auth.models import ApiClient, RevokedToken, Role
@@ -129,6 +129,12 @@ def revoke_token(session: Session, jti: str, client_id: uuid.UUID, expires_at: d
     if session.get(RevokedToken, jti) is None:
         session.add(RevokedToken(jti=jti, client_id=client_id, expires_at=expires_at))
         session.flush()
+
+
+def purge_revoked_tokens(session: Session, now: dt.datetime | None = None) -> int:
+    """Forget revocations of tokens that have expired anyway; returns how many."""
+    result = session.execute(delete(RevokedToken).where(RevokedToken.expires_at <= (now or utcnow())))
+    return result.rowcount or 0
 
 
 def token_refused(session: Session, jti: str, client_id: str) -> bool:

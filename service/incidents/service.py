@@ -132,7 +132,7 @@ def _check_client_references(session: Session, caller: Caller, references: Seque
         raise InvalidInput("A clientReference appears twice in the batch.", errors=repeated)
     existing = dict(session.execute(
         incidents_for(caller).with_only_columns(Incident.client_reference, Incident.id)
-        .where(Incident.client_reference.in_(references))).tuples().all())
+        .where(Incident.client_reference.in_(references))).all())
     if existing:
         raise Conflict(
             "An incident with this clientReference is already recorded.",
