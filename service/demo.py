@@ -75,7 +75,8 @@ def _demo_incident(rng: random.Random, location: Location, occurred_at: dt.datet
     }
     if kind == "absence":
         item["absence"] = {"ended_at": min(occurred_at + dt.timedelta(hours=rng.randint(2, 40)), now),
-                           "whereabouts_known": rng.random() < 0.5, "risk_level": rng.choice(["green", "orange", "red"]),
+                           "whereabouts_known": rng.random() < 0.5,
+                           "risk_level": rng.choice(["green", "orange", "red"]),
                            "reported_missing_to_police": rng.random() < 0.3}
     if kind == "suspiciousVisitor":
         item["visitor"] = {"estimated_age_band": "23plus", "relation_claimed": rng.choice(["friend", "unknown"]),
