@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -72,11 +74,15 @@ def demo() -> None:
 @click.option("--bind", default="127.0.0.1:8000", show_default=True, help="HOST:PORT to listen on")
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
 def serve(bind: str, workers: int) -> None:
-    """Serve the API with gunicorn."""
-    from service.gunicorn import serve as run
-
+    """Serve the API with gunicorn (configuration: service/gunicorn.py)."""
     load_settings()  # fail here, not in every worker, when the environment is incomplete
-    run(bind=bind, workers=workers)
+    env = dict(os.environ)
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in env:
+        # Each worker counts for itself; the shared folder lets /metrics add them up.
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="risk-register-metrics-")
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn", "--bind", bind,
+            "--workers", str(workers), "service.wsgi:app"]
+    os.execve(sys.executable, argv, env)  # noqa: S606 - replaces this process with gunicorn
 
 
 def _document() -> dict[str, Any]:

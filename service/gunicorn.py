@@ -1,36 +1,24 @@
-"""gunicorn, configured once: the same settings for `risk-register serve`, Docker and the benchmarks."""
+"""gunicorn configuration (`gunicorn -c python:service.gunicorn service.wsgi:app`), shared by
+`risk-register serve`, the Docker image and the benchmarks."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from gunicorn.app.base import BaseApplication
-
-SETTINGS = {
-    "worker_class": "sync",
-    "timeout": 30,  # a worker stuck longer than this is replaced
-    "graceful_timeout": 20,
-    "keepalive": 5,
-    "limit_request_line": 4094,
-    "limit_request_fields": 50,
-    "accesslog": None,  # the service logs each request itself, without query strings
-}
+worker_class = "sync"
+timeout = 30  # a worker stuck longer than this is killed and replaced
+graceful_timeout = 20
+keepalive = 5
+limit_request_line = 4094
+limit_request_fields = 50
+limit_request_field_size = 8190
+accesslog = None  # the service logs each request itself, without query strings
 
 
-class _Server(BaseApplication):
-    def __init__(self, options: dict[str, Any]) -> None:
-        self.options = options
-        super().__init__()
+def child_exit(_server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges from the shared Prometheus files."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
 
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        from service.wsgi import app
-
-        return app
-
-
-def serve(*, bind: str, workers: int) -> None:
-    _Server(SETTINGS | {"bind": bind, "workers": workers}).run()
+        multiprocess.mark_process_dead(worker.pid)
