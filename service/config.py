@@ -37,6 +37,9 @@ class Settings:
     pseudonym_key_version: int = 1
     max_body_bytes: int = 2 * 1024 * 1024
     log_level: str = "INFO"
+    disclosure_k: int = 10
+    dominance_n: int = 2
+    dominance_share: float = 0.75
 
     @property
     def production(self) -> bool:
@@ -61,6 +64,13 @@ def _number(environ: Mapping[str, str], name: str, default: int) -> int:
         return int(environ.get(name, str(default)))
     except ValueError:
         raise ConfigurationError(f"{name} must be a whole number") from None
+
+
+def _share(environ: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        return float(environ.get(name, str(default)))
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number such as 0.75") from None
 
 
 def _development_secret(instance_path: Path, filename: str) -> str:
@@ -129,4 +139,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pseudonym_key_version=_number(env, "PSEUDONYM_KEY_VERSION", 1),
         max_body_bytes=_number(env, "MAX_BODY_BYTES", 2 * 1024 * 1024),
         log_level=env.get("LOG_LEVEL", "INFO"),
+        disclosure_k=_number(env, "DISCLOSURE_K", 10),
+        dominance_n=_number(env, "DISCLOSURE_DOMINANCE_N", 2),
+        dominance_share=_share(env, "DISCLOSURE_DOMINANCE_SHARE", 0.75),
     )

@@ -5,3 +5,4 @@ def load_all_models() -> None:
     from service.auth import models as _auth  # noqa: F401
     from service.incidents import models as _incidents  # noqa: F401
     from service.registry import models as _registry  # noqa: F401
+    from service.stats import models as _stats  # noqa: F401

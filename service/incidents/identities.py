@@ -138,9 +138,18 @@ def _ibans_in(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _phone_matcher(text: str) -> phonenumbers.PhoneNumberMatcher:
-    # VALID, not POSSIBLE: the number must lie in an issued range, so counts and ids in a note stay clean.
-    return phonenumbers.PhoneNumberMatcher(text, "NL", leniency=phonenumbers.Leniency.VALID)
+def _has_phone(text: str) -> bool:
+    """A number in an issued range (VALID), or one written as a phone number is written here: a leading 0 or +
+    and a full-length national number. The second catches what normalise_phone would accept as a visitor's
+    number although its range is not issued yet (06-7...), without taking dates, counts or PC4s for numbers."""
+    if phonenumbers.PhoneNumberMatcher(text, "NL", leniency=phonenumbers.Leniency.VALID).has_next():
+        return True
+    for match in phonenumbers.PhoneNumberMatcher(text, "NL", leniency=phonenumbers.Leniency.POSSIBLE):
+        written = match.raw_string.lstrip("( ")
+        national = phonenumbers.national_significant_number(match.number)
+        if written[:1] in ("0", "+") and len(national) >= 9:
+            return True
+    return False
 
 
 def _blank(text: str, spans: list[tuple[int, int]]) -> str:
@@ -161,7 +170,7 @@ def screen_note(text: str, *, today: dt.date | None = None) -> list[str]:
     rest = _blank(text, emails + ibans)
     found = {
         KIND_BSN: any(bsn.is_valid(m.group()) for m in _BSN_CANDIDATE.finditer(rest)),
-        KIND_PHONE: _phone_matcher(rest).has_next(),
+        KIND_PHONE: _has_phone(rest),
         KIND_EMAIL: bool(emails),
         KIND_IBAN: bool(ibans),
         KIND_ADDRESS: _ADDRESS.search(rest) is not None,

@@ -43,16 +43,23 @@ def incident_errors(values: Mapping[str, Any], now: dt.datetime | None = None) -
             errors["occurredAt"] = ["Must not be more than 10 years ago."]
 
     absence = values.get("absence") or {}
-    ended_at = absence.get("ended_at")
-    if ended_at is not None:
-        if occurred_at is not None and ended_at <= occurred_at:
-            errors.setdefault("absence", {})["endedAt"] = ["Must be after occurredAt."]
-        elif ended_at > now + CLOCK_SKEW:
-            errors.setdefault("absence", {})["endedAt"] = ["Must not be in the future."]
+    if absence and "absence" not in errors:
+        problems: dict[str, list[str]] = {}
+        # A correction may create the block: then it needs what a new absence needs.
+        for field, wire in (("whereabouts_known", "whereaboutsKnown"), ("risk_level", "riskLevel")):
+            if absence.get(field) is None:
+                problems[wire] = ["Missing data for required field."]
+        ended_at = absence.get("ended_at")
+        if ended_at is not None and occurred_at is not None and ended_at <= occurred_at:
+            problems["endedAt"] = ["Must be after occurredAt."]
+        elif ended_at is not None and ended_at > now + CLOCK_SKEW:
+            problems["endedAt"] = ["Must not be in the future."]
+        if problems:
+            errors["absence"] = problems
 
     follow_up = values.get("follow_up") or {}
     reported_to, reported_at = follow_up.get("reported_to") or [], follow_up.get("reported_at")
-    problems: dict[str, list[str]] = {}
+    problems = {}
     if reported_to and reported_at is None:
         problems["reportedAt"] = ["Required when reportedTo is given."]
     if reported_at is not None and not reported_to:

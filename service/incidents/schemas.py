@@ -63,39 +63,55 @@ REASON = ma.fields.String(required=True, validate=[ma.validate.Length(1, NOTE_LE
                           metadata={"description": "Why; screened like a note (no identifying data)"})
 
 
-class AbsenceIn(CamelSchema):
-    ended_at = ma.fields.AwareDateTime(allow_none=True, metadata={"description": "Absent still when omitted"})
-    whereabouts_known = ma.fields.Boolean(required=True)
-    risk_level = ma.fields.String(required=True, validate=_one_of(TAXONOMY.risk_levels))
-    reported_missing_to_police = ma.fields.Boolean(load_default=False)
+def _required(new: bool) -> dict[str, Any]:
+    return {"required": True} if new else {}
 
 
-class VisitorIn(CamelSchema):
-    estimated_age_band = ma.fields.String(load_default="unknown", **AGE_BAND)
-    vehicle_plate = ma.fields.String(
-        load_only=True, allow_none=True, validate=[ma.validate.Length(max=20), _normalisable(normalise_plate, "plate")],
-        metadata={"description": "Write-only. Stored only as a keyed fingerprint of the normalised plate"})
-    phone_number = ma.fields.String(
-        load_only=True, allow_none=True,
-        validate=[ma.validate.Length(max=30), _normalisable(normalise_phone, "phone number")],
-        metadata={"description": "Write-only. Stored only as a keyed fingerprint of the E.164 number"})
-    relation_claimed = ma.fields.String(load_default="unknown", validate=_one_of(TAXONOMY.relations_claimed))
+def _default(new: bool, value: Any) -> dict[str, Any]:
+    # A merge patch has no defaults: a field left out keeps its stored value.
+    return {"load_default": value} if new else {}
 
 
-class FollowUpIn(CamelSchema):
-    meldcode_step = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(1, 5),
-                                      metadata={"description": "Highest meldcode step reached (1-5)"})
-    reported_to = ma.fields.List(ma.fields.String(validate=_one_of(TAXONOMY.reported_to)), load_default=list,
-                                 validate=_unique)
-    reported_at = ma.fields.AwareDateTime(allow_none=True)
+def _absence(new: bool) -> type[ma.Schema]:
+    return CamelSchema.from_dict({
+        "ended_at": ma.fields.AwareDateTime(allow_none=True, metadata={"description": "Absent still when omitted"}),
+        "whereabouts_known": ma.fields.Boolean(**_required(new)),
+        "risk_level": ma.fields.String(**_required(new), validate=_one_of(TAXONOMY.risk_levels)),
+        "reported_missing_to_police": ma.fields.Boolean(**_default(new, False)),
+    }, name="AbsenceIn" if new else "AbsencePatch")
+
+
+def _visitor(new: bool) -> type[ma.Schema]:
+    return CamelSchema.from_dict({
+        "estimated_age_band": ma.fields.String(**_default(new, "unknown"), **AGE_BAND),
+        "vehicle_plate": ma.fields.String(
+            load_only=True, allow_none=True,
+            validate=[ma.validate.Length(max=20), _normalisable(normalise_plate, "plate")],
+            metadata={"description": "Write-only. Stored only as a keyed fingerprint of the normalised plate"}),
+        "phone_number": ma.fields.String(
+            load_only=True, allow_none=True,
+            validate=[ma.validate.Length(max=30), _normalisable(normalise_phone, "phone number")],
+            metadata={"description": "Write-only. Stored only as a keyed fingerprint of the E.164 number"}),
+        "relation_claimed": ma.fields.String(**_default(new, "unknown"), validate=_one_of(TAXONOMY.relations_claimed)),
+    }, name="VisitorIn" if new else "VisitorPatch")
+
+
+def _follow_up(new: bool) -> type[ma.Schema]:
+    return CamelSchema.from_dict({
+        "meldcode_step": ma.fields.Integer(allow_none=True, validate=ma.validate.Range(1, 5),
+                                           metadata={"description": "Highest meldcode step reached (1-5)"}),
+        "reported_to": ma.fields.List(ma.fields.String(validate=_one_of(TAXONOMY.reported_to)),
+                                      **_default(new, list), validate=_unique),
+        "reported_at": ma.fields.AwareDateTime(allow_none=True),
+    }, name="FollowUpIn" if new else "FollowUpPatch")
 
 
 def _incident_fields(new: bool) -> dict[str, ma.fields.Field]:
     """The fields a client writes: a new incident requires the core ones, a correction requires none."""
-    required = {"required": True} if new else {}
+    required = _required(new)
 
     def default(value: Any) -> dict[str, Any]:
-        return {"load_default": value} if new else {}
+        return _default(new, value)
 
     return {
         "client_reference": ma.fields.String(
@@ -115,10 +131,10 @@ def _incident_fields(new: bool) -> dict[str, ma.fields.Field]:
         "note": ma.fields.String(allow_none=True, validate=[ma.validate.Length(max=NOTE_LENGTH), _screened],
                                  metadata={"description": "Seen only by the writing institution; refused when it "
                                                           "holds identifying data"}),
-        "absence": ma.fields.Nested(AbsenceIn, allow_none=True, metadata={"description": "Only for kind absence"}),
-        "visitor": ma.fields.Nested(VisitorIn, allow_none=True,
+        "absence": ma.fields.Nested(_absence(new), allow_none=True, metadata={"description": "Only for kind absence"}),
+        "visitor": ma.fields.Nested(_visitor(new), allow_none=True,
                                     metadata={"description": "Only for kind suspiciousVisitor"}),
-        "follow_up": ma.fields.Nested(FollowUpIn, allow_none=True),
+        "follow_up": ma.fields.Nested(_follow_up(new), allow_none=True),
     }
 
 

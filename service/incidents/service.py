@@ -26,6 +26,8 @@ from service.incidents.models import Incident, Revision, Status
 from service.incidents.rules import incident_errors
 from service.pagination import Page, paginate
 from service.registry.models import Location
+from service.stats import rollups
+from service.stats.rollups import Counted
 from service.taxonomy.service import load_taxonomy
 
 # Wire field (as a JSON pointer below the incident) -> column, for the fields a revision may show.
@@ -165,6 +167,7 @@ def record_incidents(session: Session, caller: Caller, items: Sequence[Mapping[s
     except IntegrityError as exc:
         # A concurrent request recorded the same clientReference between our check and our insert.
         raise Conflict("An incident with this clientReference was recorded concurrently; retry.") from exc
+    rollups.apply(session, ((Counted.of(incident), +1) for incident in incidents))
     return incidents
 
 
@@ -278,12 +281,14 @@ def correct_incident(session: Session, caller: Caller, incident_id: uuid.UUID, p
             diff[field] = {"changed": True}
     if not diff:
         return incident
+    before = Counted.of(incident)
     for column, value in columns.items():
         setattr(incident, column, value)
     incident.version += 1
     session.add(Revision(incident_id=incident.id, version=incident.version, action="correction",
                          reason=patch["reason"], client_id=caller.client_id, changes=diff))
     session.flush()
+    rollups.apply(session, [(before, -1), (Counted.of(incident), +1)])
     return incident
 
 
@@ -295,6 +300,7 @@ def retract_incident(session: Session, caller: Caller, incident_id: uuid.UUID, r
         check_version(incident, if_match)
     if incident.status is Status.RETRACTED:
         raise Conflict("The incident is already retracted.")
+    rollups.apply(session, [(Counted.of(incident), -1)])
     incident.status, incident.retracted_at = Status.RETRACTED, utcnow()
     incident.version += 1
     session.add(Revision(incident_id=incident.id, version=incident.version, action="retraction", reason=reason,

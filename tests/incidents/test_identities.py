@@ -78,9 +78,15 @@ def test_valid_bsn_in_a_note_is_found(note):
     assert screen_note(note, today=TODAY) == [KIND_BSN]
 
 
-@pytest.mark.parametrize("note", ["nummer 123456789", "1234567820", "12345678", "0123456782 gebeld"])
+@pytest.mark.parametrize("note", ["nummer 123456789", "1234567820", "12345678"])
 def test_numbers_that_are_not_a_bsn_pass(note):
     assert screen_note(note, today=TODAY) == []
+
+
+def test_a_ten_digit_number_with_a_leading_zero_is_a_phone_number_not_a_bsn():
+    # Written as a Dutch phone number is written (0 + nine digits), whether or not its range is issued.
+    assert screen_note("0123456782 gebeld", today=TODAY) == [KIND_PHONE]
+    assert screen_note("06 7731 9999 belde", today=TODAY) == [KIND_PHONE]
 
 
 # --- note screening ----------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Statistics for analysts: disclosure control (cell-key rounding, suppression) and hotspot scoring."""
