@@ -13,9 +13,10 @@ from flask_smorest.spec.plugins import FlaskPlugin
 from service import http, operations
 from service.auth import access
 from service.auth.access import public
-from service.config import API_VERSION, Settings, load_settings
+from service.config import API_VERSION, ConfigurationError, Settings, load_settings
 from service.db import db
 from service.http import ConventionsPlugin, RegisterApi, register_conventions
+from service.stats.disclosure import DisclosureRules
 
 API_PREFIX = "/v1"
 
@@ -66,6 +67,11 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     app.config.update(_api_config(settings))
     app.url_map.strict_slashes = True
     app.extensions["settings"] = settings
+    try:
+        app.extensions["disclosure"] = DisclosureRules(settings.disclosure_k, settings.dominance_n,
+                                                       settings.dominance_share)
+    except ValueError as exc:
+        raise ConfigurationError(f"disclosure settings: {exc}") from None
 
     db.init_app(app, settings.database_url)
     # Order matters: request id first, then who is calling, then what they send and accept.
@@ -82,9 +88,10 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     from service.auth.routes import clients, oauth
     from service.incidents.routes import blp as incidents
     from service.registry.routes import blp as registry
+    from service.stats.routes import blp as stats
     from service.taxonomy.routes import blp as taxonomy
 
-    for blueprint in (oauth, clients, registry, taxonomy, incidents):
+    for blueprint in (oauth, clients, registry, taxonomy, incidents, stats):
         api.register_blueprint(blueprint)
     for endpoint, view in list(app.view_functions.items()):
         if endpoint.startswith("api-docs."):

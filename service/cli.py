@@ -137,6 +137,23 @@ def maintenance_purge() -> None:
 
 
 @main.group()
+def stats() -> None:
+    """Statistics rollups."""
+
+
+@stats.command("rebuild")
+def stats_rebuild() -> None:
+    """Recompute every rollup from the incidents (the write path keeps them current; this repairs and checks)."""
+    from service.stats.rollups import rebuild
+
+    app = create_app()
+    with app.app_context():
+        count = rebuild(db.session)
+        db.finish(commit=True)
+    click.echo(json.dumps({"incidentsCounted": count}))
+
+
+@main.group()
 def clients() -> None:
     """API clients."""
 

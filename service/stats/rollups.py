@@ -6,8 +6,8 @@ Deltas of a whole batch are summed per cell first, then written with one upsert 
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 import uuid
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from service.incidents.models import Incident, Status
 from service.stats.models import ResidentRollup, Rollup
 from service.stats.periods import buckets_of
-
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,96 @@
+"""Statistics for analysts, within their municipality scope and under disclosure control."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+
+from service.auth.access import current_caller, requires
+from service.auth.models import Role
+from service.db import db
+from service.errors import FieldError, InvalidInput
+from service.http import Blueprint
+from service.stats import service
+from service.stats.periods import AMSTERDAM, Period, parse_period, period_range
+from service.stats.schemas import FunnelArgs, FunnelOut, HotspotArgs, HotspotsOut, TrendArgs, TrendsOut
+from service.stats.service import Query
+
+blp = Blueprint("stats", __name__, url_prefix="/v1/stats",
+                description="Hotspots, trends and the reporting funnel (analysts), without re-identification")
+MAX_PERIODS = 60
+
+
+def _period(text: str, parameter: str, period_type: str | None = None) -> Period:
+    today = dt.datetime.now(AMSTERDAM).date()
+    try:
+        period = parse_period(text, today)
+    except ValueError as exc:
+        raise InvalidInput("Not a fixed period.", errors=[FieldError(f"/{parameter}", str(exc), "query")]) from None
+    if period_type is not None and period.type != period_type:
+        raise InvalidInput("Not a period of periodType.",
+                           errors=[FieldError(f"/{parameter}", f"Give a {period_type}, like the periodType.", "query")])
+    return period
+
+
+def _query(args: dict[str, Any]) -> Query:
+    return Query(group_by=args["group_by"], kind=args.get("kind"), exploitation_type=args.get("exploitation_type"),
+                 municipality_code=args.get("municipality_code"), breakdown=args.get("breakdown"))
+
+
+def _rules() -> Any:
+    return current_app.extensions["disclosure"]
+
+
+@blp.route("/hotspots")
+class Hotspots(MethodView):
+    @blp.arguments(HotspotArgs, location="query")
+    @blp.response(200, HotspotsOut)
+    @requires(Role.ANALYST)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Hotspots on a funnel plot
+
+        Each unit (institution, location, PC4 or municipality) against the reference rate of the whole scope:
+        expected = reference rate * place-months, exact Poisson limits at 95% and 99.8% with an overdispersion
+        adjustment, ordered by an empirical-Bayes rate. Counts below K, or dominated by two residents, are
+        suppressed; released counts are rounded to base 5 by cell-key perturbation.
+        """
+        return service.hotspots(db.session, current_caller(), _query(args), _period(args["period"], "period"),
+                                _rules())
+
+
+@blp.route("/trends")
+class Trends(MethodView):
+    @blp.arguments(TrendArgs, location="query")
+    @blp.response(200, TrendsOut)
+    @requires(Role.ANALYST)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Trends per unit
+
+        A released series per unit from `from` to `to` (fixed periods of `periodType`, at most 60).
+        """
+        first = _period(args["from_"], "from", args["period_type"])
+        last = _period(args["to"], "to", args["period_type"])
+        try:
+            periods = period_range(first, last, MAX_PERIODS)
+        except ValueError as exc:
+            raise InvalidInput("Not a usable range of periods.",
+                               errors=[FieldError("/to", str(exc), "query")]) from None
+        return service.trends(db.session, current_caller(), _query(args), periods, _rules())
+
+
+@blp.route("/reporting-funnel")
+class ReportingFunnel(MethodView):
+    @blp.arguments(FunnelArgs, location="query")
+    @blp.response(200, FunnelOut)
+    @requires(Role.ANALYST)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Where signals do not become reports
+
+        Per unit: signals, those that reached meldcode step 2 and step 5, and those formally reported, with
+        shares and the median days from occurrence to report, under the same disclosure rules.
+        """
+        return service.reporting_funnel(db.session, current_caller(), _query(args),
+                                        _period(args["period"], "period"), _rules())

@@ -1,0 +1,163 @@
+"""Wire shapes of statistics: fixed periods in, released cells out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+
+from service.schemas import CamelSchema
+from service.stats.periods import PERIOD_TYPES
+from service.stats.service import BREAKDOWNS, GROUPS
+from service.taxonomy.service import load_taxonomy
+
+TAXONOMY = load_taxonomy()
+PERIOD = {"metadata": {"description": "A fixed period: 2026-W41, 2026-10, 2026-Q3 or 2026 (Europe/Amsterdam)",
+                       "example": "2026-Q3"}}
+BANDS = ("below998", "below95", "within", "above95", "above998")
+
+
+class Filters(CamelSchema):
+    kind = ma.fields.String(validate=ma.validate.OneOf(list(TAXONOMY.kinds)))
+    exploitation_type = ma.fields.String(validate=ma.validate.OneOf(list(TAXONOMY.exploitation_types)))
+    municipality_code = ma.fields.String(validate=ma.validate.Regexp(r"^GM\d{4}$"),
+                                         metadata={"description": "Narrow to one municipality in scope"})
+
+
+class HotspotArgs(Filters):
+    period = ma.fields.String(required=True, **PERIOD)
+    group_by = ma.fields.String(required=True, validate=ma.validate.OneOf(GROUPS))
+    breakdown = ma.fields.String(validate=ma.validate.OneOf(list(BREAKDOWNS)),
+                                 metadata={"description": "At most one breakdown besides time and place"})
+
+
+class TrendArgs(Filters):
+    period_type = ma.fields.String(required=True, validate=ma.validate.OneOf(PERIOD_TYPES))
+    from_ = ma.fields.String(required=True, data_key="from", **PERIOD)
+    to = ma.fields.String(required=True, **PERIOD)
+    group_by = ma.fields.String(required=True, validate=ma.validate.OneOf(GROUPS))
+
+    def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:
+        if field_name != "from_":
+            super().on_bind_field(field_name, field_obj)
+
+
+class FunnelArgs(Filters):
+    period = ma.fields.String(required=True, **PERIOD)
+    group_by = ma.fields.String(required=True, validate=ma.validate.OneOf(("institution", "municipality")))
+
+
+class CellOut(ma.Schema):
+    value = ma.fields.Integer(allow_none=True, required=True, metadata={
+        "description": "Rounded to base 5 by cell-key perturbation; null when suppressed"})
+    suppressed = ma.fields.Boolean(required=True, metadata={"description": "Shown as <10: too few, or dominated"})
+
+
+def _cell(**kwargs: Any) -> ma.fields.Nested:
+    return ma.fields.Nested(CellOut, required=True, **kwargs)
+
+
+class UnitOut(CamelSchema):
+    id = ma.fields.String(required=True, metadata={"description": "Institution or location id, PC4 or CBS code"})
+    name = ma.fields.String(required=True)
+
+
+class PreviousOut(CamelSchema):
+    period = ma.fields.String(required=True)
+    incidents = _cell()
+    residents = _cell()
+    places = ma.fields.Float(required=True)
+    rate_per_10_places = ma.fields.Float(allow_none=True, required=True)
+
+
+class BreakdownOut(CamelSchema):
+    value = ma.fields.String(required=True)
+    incidents = _cell()
+
+
+class HotspotOut(CamelSchema):
+    unit = ma.fields.Nested(UnitOut, required=True)
+    incidents = _cell()
+    residents = _cell(metadata={"description": "Distinct residents"})
+    places = ma.fields.Float(required=True, metadata={"description": "Exposure in place-months"})
+    rate_per_10_places = ma.fields.Float(allow_none=True, required=True,
+                                         metadata={"description": "Released incidents per 10 places per month"})
+    expected = ma.fields.Float(allow_none=True, required=True)
+    ratio = ma.fields.Float(allow_none=True, required=True, metadata={"description": "Observed / expected"})
+    funnel_band = ma.fields.String(allow_none=True, required=True, validate=ma.validate.OneOf(BANDS))
+    eb_rate_per_10_places = ma.fields.Float(allow_none=True, required=True,
+                                            metadata={"description": "Empirical-Bayes rate; the order of units"})
+    previous = ma.fields.Nested(PreviousOut, required=True)
+    trend = ma.fields.String(required=True, validate=ma.validate.OneOf(("up", "down", "flat", "unknown")))
+    breakdown = ma.fields.List(ma.fields.Nested(BreakdownOut))
+
+
+class ReferenceOut(CamelSchema):
+    incidents = _cell()
+    places = ma.fields.Float(required=True)
+    rate_per_10_places = ma.fields.Float(allow_none=True, required=True)
+    overdispersion = ma.fields.Float(required=True)
+    overdispersion_applied = ma.fields.Boolean(required=True)
+
+
+class DominanceOut(CamelSchema):
+    n = ma.fields.Integer(required=True)
+    max_share = ma.fields.Float(required=True)
+
+
+class DisclosureOut(CamelSchema):
+    k = ma.fields.Integer(required=True)
+    dominance = ma.fields.Nested(DominanceOut, required=True)
+    rounding_base = ma.fields.Integer(required=True)
+    perturbation_table = ma.fields.String(required=True)
+
+
+class HotspotsOut(CamelSchema):
+    period = ma.fields.String(required=True)
+    group_by = ma.fields.String(required=True)
+    units = ma.fields.List(ma.fields.Nested(HotspotOut), required=True)
+    reference = ma.fields.Nested(ReferenceOut, required=True)
+    disclosure = ma.fields.Nested(DisclosureOut, required=True)
+
+
+class PointOut(CamelSchema):
+    period = ma.fields.String(required=True)
+    incidents = _cell()
+    places = ma.fields.Float(required=True)
+    rate_per_10_places = ma.fields.Float(allow_none=True, required=True)
+
+
+class SeriesOut(CamelSchema):
+    unit = ma.fields.Nested(UnitOut, required=True)
+    series = ma.fields.List(ma.fields.Nested(PointOut), required=True)
+
+
+class TrendsOut(CamelSchema):
+    period_type = ma.fields.String(required=True)
+    group_by = ma.fields.String(required=True)
+    units = ma.fields.List(ma.fields.Nested(SeriesOut), required=True)
+    total = ma.fields.List(ma.fields.Nested(PointOut), required=True)
+    disclosure = ma.fields.Nested(DisclosureOut, required=True)
+
+
+class StagesOut(CamelSchema):
+    signals = _cell()
+    reached_step2 = _cell()
+    reached_step5 = _cell()
+    reported = _cell(metadata={"description": "Formally reported (police, ZVH, Veilig Thuis, CoMensha, IGJ)"})
+    step2_share = ma.fields.Float(allow_none=True, required=True)
+    step5_share = ma.fields.Float(allow_none=True, required=True)
+    reported_share = ma.fields.Float(allow_none=True, required=True)
+    median_days_to_report = ma.fields.Float(allow_none=True, required=True)
+
+
+class FunnelUnitOut(StagesOut):
+    unit = ma.fields.Nested(UnitOut, required=True)
+
+
+class FunnelOut(CamelSchema):
+    period = ma.fields.String(required=True)
+    group_by = ma.fields.String(required=True)
+    units = ma.fields.List(ma.fields.Nested(FunnelUnitOut), required=True)
+    total = ma.fields.Nested(StagesOut, required=True)
+    disclosure = ma.fields.Nested(DisclosureOut, required=True)

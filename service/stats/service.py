@@ -1,0 +1,335 @@
+"""Statistics for analysts: hotspots, trends and the reporting funnel, released under disclosure control.
+
+Every figure is read from the rollups (rows in proportion to units and periods) and released cell by cell:
+a cell's key is its records' key sum mod 256, totals are cells of their own, and rates, ratios and shares are
+computed from released values only. Scope lives in `_in_scope`: an analyst's query never leaves its
+municipalities.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from scipy.stats import binomtest
+from sqlalchemy import Select, func, literal, select
+from sqlalchemy.orm import Session
+
+from service.auth.access import Caller
+from service.errors import DomainError
+from service.incidents.models import Incident, Status
+from service.registry.models import Capacity, Institution, Location
+from service.stats.disclosure import Cell, DisclosureRules, ptable_version, rate, release, resident_key
+from service.stats.funnel import eb_estimates, funnel_band, overdispersion
+from service.stats.models import ResidentRollup, Rollup
+from service.stats.periods import AMSTERDAM, DAYS_PER_MONTH, Period
+
+PER_PLACES = 10  # rates are per 10 places per month
+TREND_SIGNIFICANCE = 0.05
+GROUPS = ("institution", "location", "postcode4", "municipality")
+BREAKDOWNS = {"kind": "kind", "exploitationType": "exploitation_type", "ageBand": "age_band"}
+MEASURES = ("incidents", "step2", "step5", "reported")
+KEY_SUMS = {"incidents": "key_sum", "step2": "step2_key_sum", "step5": "step5_key_sum",
+            "reported": "reported_key_sum"}
+
+
+class OutOfScope(DomainError):
+    status = 403
+    title = "Forbidden"
+
+
+@dataclass(frozen=True)
+class Query:
+    """What an analyst asked: place grouping, optional filters and at most one breakdown."""
+
+    group_by: str
+    kind: str | None = None
+    exploitation_type: str | None = None
+    municipality_code: str | None = None
+    breakdown: str | None = None
+
+
+@dataclass
+class Unit:
+    """One place of the chosen grouping, with the locations (and their capacity) that make it up."""
+
+    key: str
+    name: str
+    location_ids: set[uuid.UUID] = field(default_factory=set)
+
+
+@dataclass
+class Tally:
+    """Raw counts and key sums of one cell, and its residents' contributions; never released as such."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    residents: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+
+    def released(self, measure: str, rules: DisclosureRules) -> Cell:
+        count = self.counts[measure]
+        by_resident = sorted((c[measure] for c in self.residents.values() if c[measure] > 0), reverse=True)
+        # Incidents without a resident are contributors of one each (the NK rule of official statistics).
+        without = count - sum(by_resident)
+        top = (by_resident + [1] * max(without, 0))[: rules.dominance_n]
+        return release(count, self.counts[KEY_SUMS[measure]] % 256, top, rules)
+
+    def released_residents(self, rules: DisclosureRules) -> Cell:
+        present = [pseudonym for pseudonym, c in self.residents.items() if c["incidents"] > 0]
+        return release(len(present), sum(resident_key(p) for p in present) % 256, [1] if present else [], rules)
+
+
+def _unit_column(group_by: str) -> Any:
+    return {"institution": Location.institution_id, "location": Location.id, "postcode4": Location.postcode4,
+            "municipality": Location.municipality_code}[group_by]
+
+
+def _in_scope(caller: Caller, query: Query) -> Any:
+    """The scope condition on locations; an explicit municipality outside the caller's scope is refused."""
+    if query.municipality_code is not None:
+        if not caller.covers(query.municipality_code):
+            raise OutOfScope("This client's scope does not include that municipality.")
+        return Location.municipality_code == query.municipality_code
+    if caller.national:
+        return True
+    return Location.municipality_code.in_(caller.municipality_codes)
+
+
+def _units(session: Session, caller: Caller, query: Query) -> dict[str, Unit]:
+    """Every unit in scope that has a location, named (institutions by name, locations by name)."""
+    rows = session.execute(
+        select(Location.id, Location.name, Location.postcode4, Location.municipality_code, Institution.id,
+               Institution.name).join(Institution, Institution.id == Location.institution_id)
+        .where(_in_scope(caller, query))).all()
+    units: dict[str, Unit] = {}
+    for location_id, location_name, postcode4, municipality, institution_id, institution_name in rows:
+        key, name = {"institution": (str(institution_id), institution_name),
+                     "location": (str(location_id), location_name),
+                     "postcode4": (postcode4, postcode4),
+                     "municipality": (municipality, municipality)}[query.group_by]
+        units.setdefault(key, Unit(key, name)).location_ids.add(location_id)
+    return units
+
+
+def place_months(session: Session, location_ids: Iterable[uuid.UUID], period: Period) -> dict[uuid.UUID, float]:
+    """Exposure per location: places times days they existed in the period so far, in months of 30.44 days."""
+    # The current period counts only the days that have begun: its places are not exposed to the future.
+    period_end = min(period.end, dt.datetime.now(AMSTERDAM).date() + dt.timedelta(days=1))
+    ids = set(location_ids)
+    history: dict[uuid.UUID, list[tuple[dt.date, int]]] = defaultdict(list)
+    for location_id, valid_from, places in session.execute(
+            select(Capacity.location_id, Capacity.valid_from, Capacity.places)
+            .where(Capacity.location_id.in_(ids)).order_by(Capacity.location_id, Capacity.valid_from)):
+        history[location_id].append((valid_from, places))
+    exposure = {}
+    for location_id in ids:
+        total = 0.0
+        entries = history.get(location_id, [])
+        for i, (valid_from, places) in enumerate(entries):
+            until = entries[i + 1][0] if i + 1 < len(entries) else period_end
+            start, end = max(valid_from, period.start), min(until, period_end)
+            if end > start:
+                total += places * (end - start).days
+        exposure[location_id] = total / DAYS_PER_MONTH
+    return exposure
+
+
+def _filtered(stmt: Select[Any], table: Any, caller: Caller, query: Query, period: Period) -> Select[Any]:
+    stmt = (stmt.join(Location, Location.id == table.location_id)
+            .where(table.grain == period.grain, table.period.in_(period.buckets), _in_scope(caller, query)))
+    if query.kind is not None:
+        stmt = stmt.where(table.kind == query.kind)
+    if query.exploitation_type is not None:
+        stmt = stmt.where(table.exploitation_type == query.exploitation_type)
+    return stmt
+
+
+def tallies(session: Session, caller: Caller, query: Query, period: Period,
+            measures: Sequence[str] = ("incidents",), *, by_unit: bool = True,
+            breakdown: str | None = None) -> dict[tuple[str, ...], Tally]:
+    """Tallies per unit (and breakdown value), or one tally for the whole scope when by_unit is False."""
+    grouping = ([_unit_column(query.group_by)] if by_unit else []) + (
+        [getattr(Rollup, BREAKDOWNS[breakdown])] if breakdown else [])
+    sums = [func.sum(getattr(Rollup, m)) for m in measures] + [func.sum(getattr(Rollup, KEY_SUMS[m])) for m in measures]
+    found: dict[tuple[str, ...], Tally] = defaultdict(Tally)
+    stmt = _filtered(select(*grouping, *sums), Rollup, caller, query, period)
+    for row in session.execute(stmt.group_by(*grouping) if grouping else stmt):
+        key = tuple(str(v) for v in row[: len(grouping)])
+        values = row[len(grouping):]
+        for i, measure in enumerate(measures):
+            found[key].counts[measure] = int(values[i] or 0)
+            found[key].counts[KEY_SUMS[measure]] = int(values[len(measures) + i] or 0)
+    resident_grouping = ([_unit_column(query.group_by)] if by_unit else []) + (
+        [getattr(ResidentRollup, BREAKDOWNS[breakdown])] if breakdown else [])
+    stmt = _filtered(select(*resident_grouping, ResidentRollup.resident_pseudonym,
+                            *[func.sum(getattr(ResidentRollup, m)) for m in measures]),
+                     ResidentRollup, caller, query, period)
+    for row in session.execute(stmt.group_by(*resident_grouping, ResidentRollup.resident_pseudonym)):
+        key = tuple(str(v) for v in row[: len(resident_grouping)])
+        pseudonym, values = row[len(resident_grouping)], row[len(resident_grouping) + 1:]
+        for i, measure in enumerate(measures):
+            found[key].residents[pseudonym][measure] = int(values[i] or 0)
+    return found
+
+
+def disclosure(rules: DisclosureRules) -> dict[str, Any]:
+    return {"k": rules.k, "dominance": {"n": rules.dominance_n, "max_share": rules.dominance_share},
+            "rounding_base": rules.base, "perturbation_table": ptable_version()}
+
+
+def _rounded(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _figures(session: Session, caller: Caller, query: Query, period: Period, units: Mapping[str, Unit],
+             rules: DisclosureRules) -> tuple[dict[str, dict[str, Any]], Cell, float]:
+    """Released incidents, residents, exposure and rate per unit, and the released total of the scope."""
+    exposure = place_months(session, {i for u in units.values() for i in u.location_ids}, period)
+    per_unit = tallies(session, caller, query, period)
+    figures = {}
+    for key, unit in units.items():
+        tally = per_unit.get((key,), Tally())
+        places = sum(exposure[i] for i in unit.location_ids)
+        incidents = tally.released("incidents", rules)
+        figures[key] = {"incidents": incidents, "residents": tally.released_residents(rules), "places": places,
+                        "rate": rate(incidents, places, PER_PLACES)}
+    total = tallies(session, caller, query, period, by_unit=False).get((), Tally()).released("incidents", rules)
+    return figures, total, sum(exposure.values())
+
+
+def _trend(now: Mapping[str, Any], before: Mapping[str, Any]) -> str:
+    """Up or down only when the change in rate is beyond chance (exact conditional test of two Poisson rates)."""
+    count, previous = now["incidents"].value, before["incidents"].value
+    if count is None or previous is None or not now["places"] or not before["places"]:
+        return "unknown"
+    if count + previous == 0:
+        return "flat"
+    share = now["places"] / (now["places"] + before["places"])
+    if binomtest(count, count + previous, share).pvalue >= TREND_SIGNIFICANCE:
+        return "flat"
+    return "up" if count / now["places"] > previous / before["places"] else "down"
+
+
+def hotspots(session: Session, caller: Caller, query: Query, period: Period, rules: DisclosureRules) -> dict[str, Any]:
+    """Each unit against the scope's reference rate on a funnel plot, ordered by its empirical-Bayes rate."""
+    units = _units(session, caller, query)
+    figures, total, total_places = _figures(session, caller, query, period, units, rules)
+    previous, _, _ = _figures(session, caller, query, period.previous(), units, rules)
+    reference = rate(total, total_places, 1.0)
+    released = [k for k, f in figures.items() if f["incidents"].value is not None and f["places"] > 0]
+    expected = {k: reference * figures[k]["places"] for k in released} if reference else {}
+    usable = [k for k in released if expected.get(k, 0) > 0]
+    phi = overdispersion([figures[k]["incidents"].value for k in usable], [expected[k] for k in usable]) \
+        if len(usable) >= 3 else 1.0
+    eb = dict(zip(usable, eb_estimates([figures[k]["incidents"].value for k in usable],
+                                       [figures[k]["places"] for k in usable]), strict=True)) if usable else {}
+    breakdowns = (tallies(session, caller, query, period, breakdown=query.breakdown)
+                  if query.breakdown else {})
+
+    rows = []
+    for key, unit in units.items():
+        f, p = figures[key], previous[key]
+        row: dict[str, Any] = {
+            "unit": {"id": key, "name": unit.name}, "incidents": f["incidents"].as_dict(),
+            "residents": f["residents"].as_dict(), "places": round(f["places"], 1),
+            "rate_per_10_places": _rounded(f["rate"], 3),
+            "expected": _rounded(expected.get(key)),
+            "ratio": _rounded(f["incidents"].value / expected[key]) if key in usable else None,
+            "funnel_band": funnel_band(f["incidents"].value, expected[key], max(phi, 1.0)) if key in usable else None,
+            "eb_rate_per_10_places": _rounded(eb[key] * PER_PLACES, 3) if key in eb else None,
+            "previous": {"period": period.previous().label, "incidents": p["incidents"].as_dict(),
+                         "residents": p["residents"].as_dict(), "places": round(p["places"], 1),
+                         "rate_per_10_places": _rounded(p["rate"], 3)},
+            "trend": _trend(f, p),
+        }
+        if query.breakdown:
+            values = sorted({k[1] for k in breakdowns if k[0] == key})
+            row["breakdown"] = [{"value": v, "incidents": breakdowns[(key, v)].released("incidents", rules).as_dict()}
+                                for v in values]
+        rows.append(row)
+    rows.sort(key=lambda r: (r["eb_rate_per_10_places"] is None, -(r["eb_rate_per_10_places"] or 0), r["unit"]["name"]))
+    return {
+        "period": period.label, "group_by": query.group_by, "units": rows,
+        "reference": {"incidents": total.as_dict(), "places": round(total_places, 1),
+                      "rate_per_10_places": _rounded(reference * PER_PLACES if reference is not None else None, 3),
+                      "overdispersion": round(phi, 3), "overdispersion_applied": phi > 1},
+        "disclosure": disclosure(rules),
+    }
+
+
+def trends(session: Session, caller: Caller, query: Query, periods: Sequence[Period],
+           rules: DisclosureRules) -> dict[str, Any]:
+    """A released series per unit, period by period, with the same cell rules as hotspots."""
+    units = _units(session, caller, query)
+    series: dict[str, list[dict[str, Any]]] = {key: [] for key in units}
+    totals = []
+    for period in periods:
+        figures, total, total_places = _figures(session, caller, query, period, units, rules)
+        for key in units:
+            f = figures[key]
+            series[key].append({"period": period.label, "incidents": f["incidents"].as_dict(),
+                                "places": round(f["places"], 1), "rate_per_10_places": _rounded(f["rate"], 3)})
+        totals.append({"period": period.label, "incidents": total.as_dict(), "places": round(total_places, 1),
+                       "rate_per_10_places": _rounded(rate(total, total_places, PER_PLACES), 3)})
+    return {"period_type": periods[0].type, "group_by": query.group_by,
+            "units": [{"unit": {"id": key, "name": unit.name}, "series": series[key]} for key, unit in units.items()],
+            "total": totals, "disclosure": disclosure(rules)}
+
+
+def _share(part: Cell, whole: Cell) -> float | None:
+    if part.value is None or not whole.value:
+        return None
+    return round(part.value / whole.value, 3)
+
+
+def _median_days(session: Session, caller: Caller, query: Query, period: Period,
+                 by_unit: bool = True) -> dict[str, float]:
+    """Median days from occurrence to formal report, per unit or ('') for the scope (reported incidents only)."""
+    start = dt.datetime.combine(period.start, dt.time(), AMSTERDAM)
+    end = dt.datetime.combine(period.end, dt.time(), AMSTERDAM)
+    unit = _unit_column(query.group_by) if by_unit else literal("")
+    stmt = (select(unit, Incident.occurred_at, Incident.reported_at)
+            .join(Location, Location.id == Incident.location_id)
+            .where(Incident.status == Status.ACTIVE, Incident.reported_at.is_not(None),
+                   Incident.occurred_at >= start, Incident.occurred_at < end, _in_scope(caller, query)))
+    if query.kind is not None:
+        stmt = stmt.where(Incident.kind == query.kind)
+    if query.exploitation_type is not None:
+        stmt = stmt.where(Incident.exploitation_type == query.exploitation_type)
+    days: dict[str, list[float]] = defaultdict(list)
+    for key, occurred_at, reported_at in session.execute(stmt):
+        days[str(key)].append((reported_at - occurred_at).total_seconds() / 86400)
+    return {key: statistics.median(values) for key, values in days.items()}
+
+
+def reporting_funnel(session: Session, caller: Caller, query: Query, period: Period,
+                     rules: DisclosureRules) -> dict[str, Any]:
+    """Per unit: signals, those that reached meldcode step 2 and 5, and those formally reported."""
+    units = _units(session, caller, query)
+    per_unit = tallies(session, caller, query, period, MEASURES)
+    whole = tallies(session, caller, query, period, MEASURES, by_unit=False).get((), Tally())
+    medians = _median_days(session, caller, query, period)
+
+    def stages(tally: Tally, median: float | None) -> dict[str, Any]:
+        cells = {m: tally.released(m, rules) for m in MEASURES}
+        reported = cells["reported"]
+        return {
+            "signals": cells["incidents"].as_dict(), "reached_step2": cells["step2"].as_dict(),
+            "reached_step5": cells["step5"].as_dict(), "reported": reported.as_dict(),
+            "step2_share": _share(cells["step2"], cells["incidents"]),
+            "step5_share": _share(cells["step5"], cells["incidents"]),
+            "reported_share": _share(reported, cells["incidents"]),
+            # A median of a suppressed group would describe too few reports to publish.
+            "median_days_to_report": round(median, 1) if median is not None and reported.value else None,
+        }
+
+    rows = [{"unit": {"id": key, "name": unit.name},
+             **stages(per_unit.get((key,), Tally()), medians.get(key))} for key, unit in units.items()]
+    rows.sort(key=lambda r: r["unit"]["name"])
+    overall = _median_days(session, caller, query, period, by_unit=False).get("")
+    return {"period": period.label, "group_by": query.group_by, "units": rows, "total": stages(whole, overall),
+            "disclosure": disclosure(rules)}
