@@ -11,6 +11,7 @@ from flask import Flask
 from flask_smorest.spec.plugins import FlaskPlugin
 
 from service import http, operations
+from service.audit import recording
 from service.auth import access
 from service.auth.access import public
 from service.config import API_VERSION, ConfigurationError, Settings, load_settings
@@ -78,6 +79,7 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     http.init_app(app)
     access.init_app(app, settings)
     http.init_negotiation(app)
+    recording.init_app(app)  # after http: its after-request hook must run before the commit
     operations.init_app(app)
 
     api = RegisterApi(spec_kwargs={"flask_plugin": VersionedPathsPlugin(),
@@ -85,13 +87,15 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     api.init_app(app)
     register_conventions(api.spec)
 
+    from service.audit.routes import blp as audit_events
     from service.auth.routes import clients, oauth
+    from service.exports.routes import blp as exports
     from service.incidents.routes import blp as incidents
     from service.registry.routes import blp as registry
     from service.stats.routes import blp as stats
     from service.taxonomy.routes import blp as taxonomy
 
-    for blueprint in (oauth, clients, registry, taxonomy, incidents, stats):
+    for blueprint in (oauth, clients, registry, taxonomy, incidents, stats, exports, audit_events):
         api.register_blueprint(blueprint)
     for endpoint, view in list(app.view_functions.items()):
         if endpoint.startswith("api-docs."):

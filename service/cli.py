@@ -21,6 +21,7 @@ from service.config import load_settings
 from service.db import db
 from service.errors import DomainError
 from service.operations import alembic_config
+from service.schemas import camelcase
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -151,6 +152,28 @@ def stats_rebuild() -> None:
         count = rebuild(db.session)
         db.finish(commit=True)
     click.echo(json.dumps({"incidentsCounted": count}))
+
+
+@main.group()
+def retention() -> None:
+    """Forgetting what the register no longer needs."""
+
+
+@retention.command("purge")
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; change nothing")
+def retention_purge(dry_run: bool) -> None:
+    """Remove incidents older than RETENTION_YEARS (with revisions and rollup contributions), expired idempotency
+    keys and revocations, and log an access event with the counts."""
+    from dataclasses import asdict
+
+    from service.retention import purge
+
+    app = create_app()
+    with app.app_context():
+        purged = purge(db.session, app.extensions["chain_key"], years=app.extensions["settings"].retention_years,
+                       dry_run=dry_run)
+        db.finish(commit=not dry_run)
+    click.echo(json.dumps({"dryRun": dry_run} | {camelcase(k): v for k, v in asdict(purged).items()}))
 
 
 @main.group()

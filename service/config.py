@@ -37,6 +37,7 @@ class Settings:
     pseudonym_key_version: int = 1
     max_body_bytes: int = 2 * 1024 * 1024
     log_level: str = "INFO"
+    retention_years: int = 5
     disclosure_k: int = 10
     dominance_n: int = 2
     dominance_share: float = 0.75
@@ -139,6 +140,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pseudonym_key_version=_number(env, "PSEUDONYM_KEY_VERSION", 1),
         max_body_bytes=_number(env, "MAX_BODY_BYTES", 2 * 1024 * 1024),
         log_level=env.get("LOG_LEVEL", "INFO"),
+        retention_years=_number(env, "RETENTION_YEARS", 5),
         disclosure_k=_number(env, "DISCLOSURE_K", 10),
         dominance_n=_number(env, "DISCLOSURE_DOMINANCE_N", 2),
         dominance_share=_share(env, "DISCLOSURE_DOMINANCE_SHARE", 0.75),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from flask import Flask, current_app, g, has_request_context, request
+from flask import Flask, current_app, g, has_request_context
 from sqlalchemy import DateTime, Enum, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -69,10 +71,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # A writing request takes the write lock up front: SQLite refuses, without waiting, to upgrade a read
-        # transaction whose snapshot another writer has overtaken.
-        writes = has_request_context() and request.method not in ("GET", "HEAD", "OPTIONS")
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+        # A request takes the write lock up front (most write at least an access event): SQLite refuses, without
+        # waiting, to upgrade a read transaction whose snapshot another writer has overtaken.
+        immediate = has_request_context() and not g.get("long_read")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -109,6 +111,15 @@ class Database:
         if "db_session" not in g:
             g.db_session = self.sessionmaker()
         return g.db_session
+
+    @contextmanager
+    def long_read(self) -> Iterator[Session]:
+        """A session of its own for a read that outlives the request's transaction (a streamed export).
+
+        On SQLite it takes no write lock, so writers go on while rows stream."""
+        g.long_read = True
+        with self.sessionmaker() as session:
+            yield session
 
     def finish(self, commit: bool) -> None:
         """Commit or roll back the request's session, if it opened one."""

@@ -2,6 +2,7 @@
 
 
 def load_all_models() -> None:
+    from service.audit import models as _audit  # noqa: F401
     from service.auth import models as _auth  # noqa: F401
     from service.incidents import models as _incidents  # noqa: F401
     from service.registry import models as _registry  # noqa: F401

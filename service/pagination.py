@@ -6,7 +6,6 @@ import base64
 import binascii
 import datetime as dt
 import json
-import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -52,26 +51,26 @@ class Page:
         return {"Link": f'<{request.base_url}?{urlencode(args)}>; rel="next"'}
 
 
-def _encode(values: tuple[dt.datetime, uuid.UUID]) -> str:
+def _encode(values: tuple[dt.datetime, Any]) -> str:
     raw = json.dumps([values[0].isoformat(), str(values[1])]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+def _decode(cursor: str, ident_type: type) -> tuple[dt.datetime, Any]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         when, ident = json.loads(base64.urlsafe_b64decode(padded))
-        return dt.datetime.fromisoformat(when), uuid.UUID(ident)
+        return dt.datetime.fromisoformat(when), ident_type(ident)
     except (ValueError, TypeError, binascii.Error) as exc:
         raise InvalidInput("The cursor is not one this service issued.",
                            errors=[FieldError("/cursor", "Not a valid cursor.", "query")]) from exc
 
 
 def paginate(session: Session, stmt: Select[Any], created_at: InstrumentedAttribute[dt.datetime],
-             ident: InstrumentedAttribute[uuid.UUID], limit: int, cursor: str | None) -> Page:
+             ident: InstrumentedAttribute[Any], limit: int, cursor: str | None) -> Page:
     """One page of `stmt` in (created_at, id) order, starting after `cursor`."""
     if cursor:
-        stmt = stmt.where(tuple_(created_at, ident) > tuple_(*_decode(cursor)))
+        stmt = stmt.where(tuple_(created_at, ident) > tuple_(*_decode(cursor, ident.type.python_type)))
     rows = list(session.scalars(stmt.order_by(created_at, ident).limit(limit + 1)))
     if len(rows) <= limit:
         return Page(rows, None)

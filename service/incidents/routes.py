@@ -8,6 +8,8 @@ from typing import Any
 from flask import Response, current_app, json, request
 from flask.views import MethodView
 
+from service.audit.recording import audited
+from service.audit.service import EventType
 from service.auth.access import current_caller, requires
 from service.auth.models import Role
 from service.db import db
@@ -73,6 +75,7 @@ class Incidents(MethodView):
     @blp.arguments(IncidentFilters, location="query", as_kwargs=True)
     @blp.response(200, IncidentPage, headers={"Link": LINK_HEADER})
     @requires(Role.INSTITUTION)
+    @audited(EventType.SEARCH)
     def get(self, **filters: Any) -> tuple[Any, dict[str, str]]:
         """List incidents
 
@@ -87,6 +90,7 @@ class Incidents(MethodView):
     @blp.alt_response(409, response="CONFLICT", description="clientReference already recorded, or key in use")
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="Idempotency-Key reused for another body")
     @requires(Role.INSTITUTION)
+    @audited(EventType.CREATE)
     def post(self, headers: dict[str, Any], data: dict[str, Any]) -> Response:
         """Record an incident
 
@@ -105,6 +109,7 @@ class IncidentBatch(MethodView):
     @blp.alt_response(409, response="CONFLICT", description="A clientReference is already recorded, or key in use")
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="Idempotency-Key reused for another body")
     @requires(Role.INSTITUTION)
+    @audited(EventType.CREATE)
     def post(self, headers: dict[str, Any], data: dict[str, Any]) -> Response:
         """Record up to 500 incidents at once
 
@@ -118,6 +123,7 @@ class IncidentSearchView(MethodView):
     @blp.arguments(IncidentSearch)
     @blp.response(200, IncidentPage)
     @requires(Role.INSTITUTION)
+    @audited(EventType.SEARCH)
     def post(self, filters: dict[str, Any]) -> Any:
         """Search incidents
 
@@ -130,6 +136,7 @@ class IncidentSearchView(MethodView):
 class IncidentItem(MethodView):
     @blp.response(200, IncidentOut, headers={"ETag": ETAG})
     @requires(Role.INSTITUTION)
+    @audited(EventType.READ)
     def get(self, incidentId: uuid.UUID) -> tuple[Incident, dict[str, str]]:
         """Get an incident"""
         incident = service.get_incident(db.session, current_caller(), incidentId)
@@ -142,6 +149,7 @@ class IncidentItem(MethodView):
     @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is not the current version")
     @blp.alt_response(428, response="PRECONDITION_REQUIRED", description="If-Match is missing")
     @requires(Role.INSTITUTION)
+    @audited(EventType.CORRECT)
     def patch(self, headers: dict[str, Any], patch: dict[str, Any], incidentId: uuid.UUID) -> Any:
         """Correct an incident
 
@@ -161,6 +169,7 @@ class IncidentRetraction(MethodView):
     @blp.alt_response(409, response="CONFLICT", description="Already retracted")
     @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is not the current version")
     @requires(Role.INSTITUTION)
+    @audited(EventType.RETRACT)
     def post(self, headers: dict[str, Any], data: dict[str, Any], incidentId: uuid.UUID) -> Any:
         """Retract an incident
 
@@ -175,6 +184,7 @@ class IncidentRetraction(MethodView):
 class IncidentRevisions(MethodView):
     @blp.response(200, RevisionList)
     @requires(Role.INSTITUTION)
+    @audited(EventType.READ)
     def get(self, incidentId: uuid.UUID) -> dict[str, list[Revision]]:
         """List an incident's corrections and retraction"""
         return {"items": service.revisions_of(db.session, current_caller(), incidentId)}

@@ -8,6 +8,8 @@ from typing import Any
 from flask import current_app
 from flask.views import MethodView
 
+from service.audit.recording import audited
+from service.audit.service import EventType
 from service.auth.access import current_caller, requires
 from service.auth.models import Role
 from service.db import db
@@ -49,6 +51,7 @@ class Hotspots(MethodView):
     @blp.arguments(HotspotArgs, location="query")
     @blp.response(200, HotspotsOut)
     @requires(Role.ANALYST)
+    @audited(EventType.STATISTICS)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Hotspots on a funnel plot
 
@@ -66,6 +69,7 @@ class Trends(MethodView):
     @blp.arguments(TrendArgs, location="query")
     @blp.response(200, TrendsOut)
     @requires(Role.ANALYST)
+    @audited(EventType.STATISTICS)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Trends per unit
 
@@ -86,6 +90,7 @@ class ReportingFunnel(MethodView):
     @blp.arguments(FunnelArgs, location="query")
     @blp.response(200, FunnelOut)
     @requires(Role.ANALYST)
+    @audited(EventType.STATISTICS)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Where signals do not become reports
 

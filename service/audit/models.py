@@ -1,0 +1,44 @@
+"""Access events, linked into a keyed hash chain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Index, Integer, SmallInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base, UTCDateTime
+
+
+class AccessEvent(Base):
+    """One access to incident data, statistics, exports or this log. Appended, never updated or deleted.
+
+    `hash` is HMAC-SHA256 (under a key outside the database) of the event's canonical form, which includes the
+    previous event's hash: changing, removing or inserting an event breaks the chain at that point.
+    """
+
+    __tablename__ = "access_event"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                     autoincrement=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    event_type: Mapped[str] = mapped_column(String(20))
+    client_id: Mapped[uuid.UUID | None]
+    role: Mapped[str | None] = mapped_column(String(20))
+    acted_for: Mapped[str | None] = mapped_column(String(400))
+    municipality_code: Mapped[str | None] = mapped_column(String(6))
+    route: Mapped[str] = mapped_column(String(200))
+    records: Mapped[list[str]] = mapped_column(JSON, default=list)
+    record_count: Mapped[int | None]
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    outcome: Mapped[int] = mapped_column(SmallInteger)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    __table_args__ = (
+        Index("ix_access_event_occurred_at_seq", "occurred_at", "seq"),
+        Index("ix_access_event_client_id", "client_id"),
+    )

@@ -1,0 +1,1 @@
+"""Pseudonymised record exports for auditors, streamed as CSV or NDJSON."""

@@ -1,0 +1,118 @@
+"""Auditor exports of the pseudonymised record, negotiated by Accept."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+
+import marshmallow as ma
+from flask import Response, current_app, request, stream_with_context
+from flask.views import MethodView
+
+from service.audit.recording import audited, touched
+from service.audit.service import EventType
+from service.auth.access import current_caller, requires
+from service.auth.models import Role
+from service.db import db, utcnow
+from service.errors import FieldError, InvalidInput
+from service.exports import service
+from service.http import Blueprint, produces
+from service.schemas import CamelSchema
+from service.stats.periods import AMSTERDAM, parse_period
+
+blp = Blueprint("exports", __name__, url_prefix="/v1/exports",
+                description="Pseudonymised incident exports (auditors), streamed as CSV or NDJSON")
+CSV, NDJSON = "text/csv", "application/x-ndjson"
+HEADER = {"schema": {"type": "string"}}
+
+
+class ExportArgs(CamelSchema):
+    from_ = ma.fields.String(required=True, data_key="from", metadata={
+        "description": "First fixed period: 2026-01, 2026-Q1, 2026-W02 or 2026", "example": "2026-01"})
+    to = ma.fields.String(required=True,
+                          metadata={"description": "Last fixed period (inclusive)", "example": "2026-06"})
+
+    def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:
+        if field_name != "from_":
+            super().on_bind_field(field_name, field_obj)
+
+
+class ExportRow(CamelSchema):
+    """One incident as exported: no note, no plate or phone fingerprint, the pseudonym re-keyed for exports."""
+
+    id = ma.fields.UUID(required=True)
+    institution_id = ma.fields.UUID(required=True)
+    location_id = ma.fields.UUID(required=True)
+    client_reference = ma.fields.String(required=True)
+    kind = ma.fields.String(required=True)
+    exploitation_type = ma.fields.String(required=True)
+    resident_age_band = ma.fields.String(required=True)
+    indicators = ma.fields.List(ma.fields.String(), required=True)
+    occurred_at = ma.fields.AwareDateTime(required=True)
+    recorded_at = ma.fields.AwareDateTime(required=True)
+    status = ma.fields.String(required=True)
+    version = ma.fields.Integer(required=True)
+    taxonomy_version = ma.fields.String(required=True)
+    resident_pseudonym = ma.fields.String(allow_none=True, required=True)
+    absence_ended_at = ma.fields.AwareDateTime(allow_none=True, required=True)
+    absence_whereabouts_known = ma.fields.Boolean(allow_none=True, required=True)
+    absence_risk_level = ma.fields.String(allow_none=True, required=True)
+    absence_reported_missing_to_police = ma.fields.Boolean(allow_none=True, required=True)
+    visitor_estimated_age_band = ma.fields.String(allow_none=True, required=True)
+    visitor_relation_claimed = ma.fields.String(allow_none=True, required=True)
+    meldcode_step = ma.fields.Integer(allow_none=True, required=True)
+    reported_to = ma.fields.List(ma.fields.String(), required=True)
+    reported_at = ma.fields.AwareDateTime(allow_none=True, required=True)
+
+
+RESPONSE = {"200": {
+    "description": "The rows, streamed. NDJSON ends with a {\"metadata\": {...}} line; CSV has a header line and "
+                   "joins lists with ';'. Both carry the filters, generation time and row count in headers.",
+    "headers": {"Export-Generated-At": HEADER, "Export-Row-Count": HEADER, "Export-Filters": HEADER},
+    "content": {NDJSON: {"schema": ExportRow}, CSV: {"schema": {"type": "string", "description": (
+        "RFC 4180 CSV with the columns of ExportRow in this order: " + ", ".join(service.COLUMNS))}}},
+}}
+
+
+@blp.route("/incidents")
+class IncidentExport(MethodView):
+    @blp.arguments(ExportArgs, location="query", as_kwargs=True)
+    @blp.doc(responses=RESPONSE)
+    @requires(Role.AUDITOR)
+    @audited(EventType.EXPORT)
+    @produces(NDJSON, CSV)
+    def get(self, from_: str, to: str) -> Response:
+        """Export incidents
+
+        Every incident of the institutions in the auditor's scope that occurred in the periods `from` to `to`,
+        as recorded when the export started (retracted ones included, marked). Negotiated by `Accept`.
+        """
+        today = dt.datetime.now(AMSTERDAM).date()
+        try:
+            first, last = parse_period(from_, today), parse_period(to, today)
+        except ValueError as exc:
+            raise InvalidInput("Not a fixed period.", errors=[FieldError("/from", str(exc), "query")]) from None
+        if last.end <= first.start:
+            raise InvalidInput("to is before from.", errors=[FieldError("/to", "Must not be before from.", "query")])
+        generated_at = utcnow()
+        stmt = service.exported_incidents(current_caller(), first, last, generated_at)
+        count = service.count_rows(db.session, stmt)
+        touched(count=count)
+        filters = {"from": first.label, "to": last.label}
+        metadata = {"generatedAt": generated_at.isoformat(), "filters": filters}
+        key = service.export_key(current_app.extensions["settings"].pseudonym_master_key)
+        media = request.accept_mimetypes.best_match([NDJSON, CSV]) or NDJSON
+
+        def rows() -> Iterator[str]:
+            # The access event and its count commit with the request; the rows stream afterwards from a read
+            # of their own, bounded by generated_at so that they match the count.
+            with db.long_read() as session:
+                yield from (service.ndjson(session, stmt, key, metadata) if media == NDJSON
+                            else service.csv_lines(session, stmt, key))
+
+        return Response(stream_with_context(rows()), mimetype=media, headers={
+            "Export-Generated-At": metadata["generatedAt"], "Export-Row-Count": str(count),
+            "Export-Filters": json.dumps(filters, separators=(",", ":")),
+            "Content-Disposition": f'attachment; filename="incidents-{first.label}-{last.label}.'
+                                   f'{"ndjson" if media == NDJSON else "csv"}"'})

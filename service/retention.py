@@ -1,0 +1,71 @@
+"""Forgetting what the register no longer needs (DESIGN §6), each purpose with its own period.
+
+| what | kept | why |
+|---|---|---|
+| incidents, their revisions and rollup contributions | RETENTION_YEARS (5) after occurredAt | long enough to
+  show a pattern when a young person meets the justice system; no longer than that purpose needs |
+| idempotency keys | 24 hours | a client retries within minutes; a day covers an outage |
+| revoked-token entries | until the token's own expiry | after that the token is refused anyway |
+| access events | never purged by the service (at least 5 years) | NEN 7513 asks at least five years |
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from service.audit.service import EventType, append_event
+from service.auth.service import purge_revoked_tokens
+from service.db import utcnow
+from service.incidents.idempotency import purge_expired
+from service.incidents.models import Incident, Revision
+from service.stats import rollups
+from service.stats.rollups import Counted
+
+CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Purged:
+    incidents: int
+    revisions: int
+    idempotency_keys: int
+    revoked_tokens: int
+
+
+def cutoff(years: int, now: dt.datetime | None = None) -> dt.datetime:
+    now = now or utcnow()
+    try:
+        return now.replace(year=now.year - years)
+    except ValueError:  # 29 February
+        return now.replace(year=now.year - years, day=28)
+
+
+def purge(session: Session, key: bytes, *, years: int, dry_run: bool = False,
+          now: dt.datetime | None = None) -> Purged:
+    """Delete incidents that occurred before the cutoff (with revisions and rollup contributions), expired
+    idempotency keys and revocations; log one access event with the counts. A dry run only counts."""
+    older_than = cutoff(years, now)
+    expired = select(Incident.id).where(Incident.occurred_at < older_than)
+    if dry_run:
+        revisions = session.scalar(select(func.count()).where(Revision.incident_id.in_(expired))) or 0
+        incidents = session.scalar(select(func.count()).select_from(expired.subquery())) or 0
+        return Purged(incidents, revisions, 0, 0)
+    incidents = revisions = 0
+    while True:
+        chunk = list(session.scalars(select(Incident).where(Incident.occurred_at < older_than).limit(CHUNK)))
+        if not chunk:
+            break
+        ids = [incident.id for incident in chunk]
+        rollups.apply(session, [(Counted.of(incident), -1) for incident in chunk])
+        revisions += session.execute(delete(Revision).where(Revision.incident_id.in_(ids))).rowcount or 0
+        incidents += session.execute(delete(Incident).where(Incident.id.in_(ids))).rowcount or 0
+        session.expunge_all()
+    purged = Purged(incidents, revisions, purge_expired(session, now), purge_revoked_tokens(session, now))
+    append_event(session, key, event_type=EventType.RETENTION, route="risk-register retention purge", outcome=200,
+                 record_count=incidents,
+                 filters={"occurredBefore": older_than.isoformat()} | {k: str(v) for k, v in asdict(purged).items()})
+    return purged
