@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 import uuid
@@ -48,6 +49,36 @@ def db_upgrade(revision: str) -> None:
 def db_downgrade(revision: str) -> None:
     """Migrate the database back to REVISION (default: one step; `base` empties it)."""
     command.downgrade(alembic_config(load_settings().database_url), revision)
+
+
+@db_group.command("grants")
+@click.option("--role", "role", required=True, help="The PostgreSQL role the service connects as")
+def db_grants(role: str) -> None:
+    """Give the service's own role what it needs and no more: the access log is insert-only (PostgreSQL).
+
+    Run after every `db upgrade` as the owner of the tables; idempotent."""
+    from sqlalchemy import create_engine, text
+
+    from service.audit.models import AccessEvent
+
+    url = load_settings().database_url
+    if not url.startswith("postgresql"):
+        raise click.ClickException("grants apply to PostgreSQL only")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", role):
+        raise click.ClickException("the role must be a plain PostgreSQL identifier")
+    event_table = AccessEvent.__tablename__
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for statement in (
+            f"GRANT USAGE ON SCHEMA public TO {role}",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+            f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+            f"REVOKE UPDATE, DELETE, TRUNCATE ON {event_table} FROM {role}",
+            f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM {role}",
+        ):
+            connection.execute(text(statement))
+    engine.dispose()
+    click.echo(f"{role}: read and write on the register, insert-only on {event_table}")
 
 
 @main.command()
@@ -152,6 +183,27 @@ def stats_rebuild() -> None:
         count = rebuild(db.session)
         db.finish(commit=True)
     click.echo(json.dumps({"incidentsCounted": count}))
+
+
+@main.group()
+def audit() -> None:
+    """The access log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Walk the access log's hash chain; print the result as JSON and exit 1 when a link or hash is wrong."""
+    from dataclasses import asdict
+
+    from service.audit.service import verify_chain
+
+    app = create_app()
+    with app.app_context():
+        result = verify_chain(db.session, app.extensions["chain_key"])
+        db.finish(commit=False)
+    click.echo(json.dumps({camelcase(k): v for k, v in asdict(result).items()}))
+    if not result.valid:
+        sys.exit(1)
 
 
 @main.group()
