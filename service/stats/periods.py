@@ -15,11 +15,12 @@ WEEK, MONTH = "week", "month"
 PERIOD_TYPES = ("week", "month", "quarter", "year")
 DAYS_PER_MONTH = 365.25 / 12
 
+# ASCII digits only, matched whole: "2026-10\n" or full-width digits are not a period.
 _PATTERNS = {
-    "week": re.compile(r"^(\d{4})-W(\d{2})$"),
-    "month": re.compile(r"^(\d{4})-(\d{2})$"),
-    "quarter": re.compile(r"^(\d{4})-Q([1-4])$"),
-    "year": re.compile(r"^(\d{4})$"),
+    "week": re.compile(r"(\d{4})-W(\d{2})", re.ASCII),
+    "month": re.compile(r"(\d{4})-(\d{2})", re.ASCII),
+    "quarter": re.compile(r"(\d{4})-Q([1-4])", re.ASCII),
+    "year": re.compile(r"(\d{4})", re.ASCII),
 }
 
 
@@ -77,7 +78,7 @@ def _period(period_type: str, day: dt.date) -> Period:
 def parse_period(text: str, today: dt.date) -> Period:
     """A period label such as 2026-W41, 2026-10, 2026-Q3 or 2026. Raises ValueError for malformed or future ones."""
     for period_type, pattern in _PATTERNS.items():
-        match = pattern.match(text)
+        match = pattern.fullmatch(text)
         if not match:
             continue
         year = int(match.group(1))

@@ -28,6 +28,7 @@ from service.stats.disclosure import Cell, DisclosureRules, ptable_version, rate
 from service.stats.funnel import eb_estimates, funnel_band, overdispersion
 from service.stats.models import ResidentRollup, Rollup
 from service.stats.periods import AMSTERDAM, DAYS_PER_MONTH, Period
+from service.taxonomy.service import load_taxonomy
 
 PER_PLACES = 10  # rates are per 10 places per month
 TREND_SIGNIFICANCE = 0.05
@@ -176,6 +177,12 @@ def tallies(session: Session, caller: Caller, query: Query, period: Period,
     return found
 
 
+def breakdown_values(breakdown: str) -> list[str]:
+    taxonomy = load_taxonomy()
+    return list({"kind": taxonomy.kinds, "exploitationType": taxonomy.exploitation_types,
+                 "ageBand": taxonomy.age_bands}[breakdown])
+
+
 def disclosure(rules: DisclosureRules) -> dict[str, Any]:
     return {"k": rules.k, "dominance": {"n": rules.dominance_n, "max_share": rules.dominance_share},
             "rounding_base": rules.base, "perturbation_table": ptable_version()}
@@ -247,9 +254,11 @@ def hotspots(session: Session, caller: Caller, query: Query, period: Period, rul
             "trend": _trend(f, p),
         }
         if query.breakdown:
-            values = sorted({k[1] for k in breakdowns if k[0] == key})
-            row["breakdown"] = [{"value": v, "incidents": breakdowns[(key, v)].released("incidents", rules).as_dict()}
-                                for v in values]
+            # Every code of the dimension, zeros included: which values appear must not depend on what was
+            # recorded and later retracted.
+            row["breakdown"] = [
+                {"value": v, "incidents": breakdowns.get((key, v), Tally()).released("incidents", rules).as_dict()}
+                for v in breakdown_values(query.breakdown)]
         rows.append(row)
     rows.sort(key=lambda r: (r["eb_rate_per_10_places"] is None, -(r["eb_rate_per_10_places"] or 0), r["unit"]["name"]))
     return {
