@@ -1,15 +1,19 @@
 """A rough in-process ingest rate: single creates and batches of 500 through the Flask test client.
 
 Not the real benchmark (that drives gunicorn from another process, issue 6); it shows the order of magnitude of
-the write path and counts its SQL statements. Usage:
+the write path, counts its SQL statements, and measures in the same run what the access log's hash-chain append
+costs single creates (an app with the access-log hook removed as the baseline). Usage:
 
-    .venv/bin/python bench/ingest_loop.py [DATABASE_URL]      # default: a fresh SQLite file
+    .venv/bin/python bench/ingest_loop.py [POSTGRES_SERVER_URL]   # default: a fresh SQLite file
+
+On PostgreSQL it creates a scratch database beside the one named and drops it afterwards.
 
 Writes bench/results/ingest-loop-<date>.json.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import platform
@@ -18,11 +22,12 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
 from flask_jwt_extended import create_access_token
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, make_url, text
 
 from service import create_app
 from service.auth import service as auth
@@ -42,8 +47,29 @@ def _body(location_id: str, n: int) -> dict[str, object]:
             "indicators": ["onlineGrooming"], "note": "benaderd bij de ingang", "followUp": {"meldcodeStep": 1}}
 
 
+@contextlib.contextmanager
+def scratch_database(server_url: str | None) -> Iterator[str]:
+    if not server_url:
+        yield f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
+        return
+    name = f"rr_bench_{secrets.token_hex(4)}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def main() -> None:
-    url = sys.argv[1] if len(sys.argv) > 1 else f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
+    with scratch_database(sys.argv[1] if len(sys.argv) > 1 else None) as url:
+        run(url)
+
+
+def run(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
     app = create_app(Settings(environment="test", instance_path=Path(tempfile.mkdtemp()), database_url=url,
                               token_secret=secrets.token_hex(32), pseudonym_master_key=secrets.token_bytes(32)))
@@ -85,9 +111,26 @@ def main() -> None:
         assert http.post("/v1/incidents/_batch", json=body, headers=headers).status_code == 201
     batch_rate = BATCHES * 500 / (time.perf_counter() - started)
 
+    # Same run, same database: single creates with the access-log hook removed, alternating to share the noise.
+    bare = create_app(app.extensions["settings"])
+    bare.after_request_funcs[None] = [f for f in bare.after_request_funcs[None] if f.__name__ != "_record"]
+    bare_http = bare.test_client()
+    with_log, without_log = [], []
+    for round_ in range(3):
+        for target, times in ((http, with_log), (bare_http, without_log)):
+            started = time.perf_counter()
+            for n in range(100):
+                key = {"Idempotency-Key": f"r{round_}-{id(times)}-{n}"}
+                response = target.post("/v1/incidents", json=_body(location_id, n), headers=headers | key)
+                assert response.status_code == 201
+            times.append(100 / (time.perf_counter() - started))
+
     result = {"database": url.split(":")[0], "python": platform.python_version(), "machine": platform.machine(),
               "statementsPerSingleCreate": single_statements, "statementsPerBatchOf500": batch_statements,
-              "singleCreatesPerSecond": round(single_rate, 1), "batchIncidentsPerSecond": round(batch_rate, 1)}
+              "singleCreatesPerSecond": round(single_rate, 1), "batchIncidentsPerSecond": round(batch_rate, 1),
+              "singleCreatesPerSecondWithAccessLog": round(sorted(with_log)[1], 1),
+              "singleCreatesPerSecondWithoutAccessLog": round(sorted(without_log)[1], 1),
+              "accessLogCostRatio": round(sorted(with_log)[1] / sorted(without_log)[1], 3)}
     out = Path(__file__).parent / "results" / f"ingest-loop-{dt.date.today()}-{result['database']}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

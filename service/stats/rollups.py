@@ -6,10 +6,12 @@ Deltas of a whole batch are summed per cell first, then written with one upsert 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -56,19 +58,27 @@ def _deltas(changes: Iterable[tuple[Counted, int]]) -> tuple[dict[tuple, Counter
     return cells, residents
 
 
-def _upsert(session: Session, table: type[Rollup] | type[ResidentRollup], deltas: dict[tuple, Counter[str]]) -> None:
+def _columns(table: type[Rollup] | type[ResidentRollup]) -> tuple[list[str], list[str]]:
     keys = [column.name for column in table.__table__.primary_key.columns]
-    values = [c.name for c in table.__table__.columns if c.name not in keys]
+    return keys, [c.name for c in table.__table__.columns if c.name not in keys]
+
+
+@functools.cache
+def _upsert_statement(dialect_name: str, table: type[Rollup] | type[ResidentRollup]) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE adding the deltas; built once per dialect and table (it is on the hot path)."""
+    keys, values = _columns(table)
+    stmt = (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
+    return stmt.on_conflict_do_update(index_elements=keys,
+                                      set_={v: getattr(table, v) + getattr(stmt.excluded, v) for v in values})
+
+
+def _upsert(session: Session, table: type[Rollup] | type[ResidentRollup], deltas: dict[tuple, Counter[str]]) -> None:
+    keys, values = _columns(table)
     # Sorted, so concurrent transactions lock rows in one order and cannot deadlock each other.
     rows = [dict(zip(keys, cell, strict=True)) | {v: delta.get(v, 0) for v in values}
             for cell, delta in sorted(deltas.items(), key=lambda item: tuple(map(str, item[0]))) if any(delta.values())]
-    if not rows:
-        return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
-    stmt = stmt.on_conflict_do_update(index_elements=keys,
-                                      set_={v: getattr(table, v) + getattr(stmt.excluded, v) for v in values})
-    session.execute(stmt, rows)
+    if rows:
+        session.execute(_upsert_statement(session.get_bind().dialect.name, table), rows)
 
 
 def apply(session: Session, changes: Iterable[tuple[Counted, int]]) -> None:
