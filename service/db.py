@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g, has_request_context
@@ -92,9 +90,13 @@ class Database:
 
     def init_app(self, app: Flask, url: str) -> None:
         engine = make_engine(url)
+        # Long reads see one snapshot for all their statements (SQLite's read transactions already do).
+        reader = engine.execution_options(isolation_level="REPEATABLE READ") if engine.dialect.name == "postgresql" \
+            else engine
         app.extensions["database"] = {
             "engine": engine,
             "sessionmaker": sessionmaker(bind=engine, expire_on_commit=False),
+            "reader": sessionmaker(bind=reader, expire_on_commit=False),
         }
         app.teardown_appcontext(self._close_session)
 
@@ -112,14 +114,12 @@ class Database:
             g.db_session = self.sessionmaker()
         return g.db_session
 
-    @contextmanager
-    def long_read(self) -> Iterator[Session]:
-        """A session of its own for a read that outlives the request's transaction (a streamed export).
-
-        On SQLite it takes no write lock, so writers go on while rows stream."""
+    def long_read(self) -> Session:
+        """A session of its own for a read that outlives the request's transaction (a streamed export); the
+        caller closes it. One snapshot for all its statements (REPEATABLE READ on PostgreSQL, a read transaction
+        on SQLite), and on SQLite no write lock, so writers go on while rows stream."""
         g.long_read = True
-        with self.sessionmaker() as session:
-            yield session
+        return current_app.extensions["database"]["reader"]()
 
     def finish(self, commit: bool) -> None:
         """Commit or roll back the request's session, if it opened one."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from service.audit.service import EventType, append_event
@@ -47,13 +47,18 @@ def cutoff(years: int, now: dt.datetime | None = None) -> dt.datetime:
 def purge(session: Session, key: bytes, *, years: int, dry_run: bool = False,
           now: dt.datetime | None = None) -> Purged:
     """Delete incidents that occurred before the cutoff (with revisions and rollup contributions), expired
-    idempotency keys and revocations; log one access event with the counts. A dry run only counts."""
-    older_than = cutoff(years, now)
-    expired = select(Incident.id).where(Incident.occurred_at < older_than)
+    idempotency keys and revocations; log one access event with the counts. A dry run does all of it inside a
+    savepoint that it rolls back, so its counts are exactly what the real purge would remove."""
     if dry_run:
-        revisions = session.scalar(select(func.count()).where(Revision.incident_id.in_(expired))) or 0
-        incidents = session.scalar(select(func.count()).select_from(expired.subquery())) or 0
-        return Purged(incidents, revisions, 0, 0)
+        savepoint = session.begin_nested()
+        try:
+            return _purge(session, key, cutoff(years, now), now)
+        finally:
+            savepoint.rollback()
+    return _purge(session, key, cutoff(years, now), now)
+
+
+def _purge(session: Session, key: bytes, older_than: dt.datetime, now: dt.datetime | None) -> Purged:
     incidents = revisions = 0
     while True:
         chunk = list(session.scalars(select(Incident).where(Incident.occurred_at < older_than).limit(CHUNK)))

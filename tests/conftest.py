@@ -122,13 +122,16 @@ def app(settings: Settings) -> Flask:
 @pytest.fixture
 def connection(app: Flask) -> Iterator[Connection]:
     """The test's connection: everything a test and its requests write is rolled back afterwards."""
-    sessionmaker = app.extensions["database"]["sessionmaker"]
-    engine = app.extensions["database"]["engine"]
+    sessionmaker, reader = app.extensions["database"]["sessionmaker"], app.extensions["database"]["reader"]
+    engine, reader_bind = app.extensions["database"]["engine"], reader.kw["bind"]
     with engine.connect() as connection:
         outer = connection.begin()
         sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
+        # Long reads (exports) only read: they join the test's transaction and never end it.
+        reader.configure(bind=connection, join_transaction_mode="rollback_only")
         yield connection
         sessionmaker.configure(bind=engine, join_transaction_mode="conservative_savepoint")
+        reader.configure(bind=reader_bind, join_transaction_mode="conservative_savepoint")
         outer.rollback()
 
 

@@ -97,7 +97,14 @@ class IncidentExport(MethodView):
             raise InvalidInput("to is before from.", errors=[FieldError("/to", "Must not be before from.", "query")])
         generated_at = utcnow()
         stmt = service.exported_incidents(current_caller(), first, last, generated_at)
-        count = service.count_rows(db.session, stmt)
+        # Count and rows come from one snapshot, so the count logged (and committed with the request) is the
+        # number of rows that stream afterwards.
+        reader = db.long_read()
+        try:
+            count = service.count_rows(reader, stmt)
+        except BaseException:
+            reader.close()
+            raise
         touched(count=count)
         filters = {"from": first.label, "to": last.label}
         metadata = {"generatedAt": generated_at.isoformat(), "filters": filters}
@@ -105,11 +112,11 @@ class IncidentExport(MethodView):
         media = request.accept_mimetypes.best_match([NDJSON, CSV]) or NDJSON
 
         def rows() -> Iterator[str]:
-            # The access event and its count commit with the request; the rows stream afterwards from a read
-            # of their own, bounded by generated_at so that they match the count.
-            with db.long_read() as session:
-                yield from (service.ndjson(session, stmt, key, metadata) if media == NDJSON
-                            else service.csv_lines(session, stmt, key))
+            try:
+                yield from (service.ndjson(reader, stmt, key, metadata) if media == NDJSON
+                            else service.csv_lines(reader, stmt, key))
+            finally:
+                reader.close()
 
         return Response(stream_with_context(rows()), mimetype=media, headers={
             "Export-Generated-At": metadata["generatedAt"], "Export-Row-Count": str(count),

@@ -1,0 +1,111 @@
+"""Concurrent appends to the access log on PostgreSQL (DESIGN §6): requests that really commit, in parallel threads,
+leave a valid chain in which no two events claim the same predecessor.
+
+Like the idempotency concurrency tests, this builds a scratch PostgreSQL database with `alembic upgrade head` and
+an app of its own, whatever database the rest of the suite runs on; without PostgreSQL it skips (fails under CI=true).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from alembic import command
+from flask import Flask
+from flask_jwt_extended import create_access_token
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from service import create_app
+from service.audit.models import AccessEvent
+from service.audit.service import verify_chain
+from service.auth import service as auth_service
+from service.auth.models import Role
+from service.config import Settings
+from service.db import make_engine
+from service.incidents.models import Incident
+from service.operations import alembic_config
+from tests.conftest import ScratchDatabases
+from tests.factories import make_client, make_institution, make_location
+
+THREADS, REQUESTS = 4, 25
+
+
+@dataclass
+class Register:
+    app: Flask
+    engine: Engine
+    location_id: str
+    headers: dict[str, str]
+
+
+@pytest.fixture
+def register(postgres_databases: ScratchDatabases, settings: Settings) -> Iterator[Register]:
+    url = postgres_databases.create()
+    command.upgrade(alembic_config(url), "head")
+    app = create_app(settings.with_overrides(database_url=url))
+    engine = make_engine(url)
+    with Session(engine, expire_on_commit=False) as session:
+        institution = make_institution(session)
+        location = make_location(session, institution)
+        client, _secret = make_client(session, role=Role.INSTITUTION, institution_id=institution.id)
+        session.commit()
+    with app.app_context():
+        token = create_access_token(identity=str(client.id), additional_claims=auth_service.token_claims(client))
+    yield Register(app, engine, str(location.id), {"Authorization": f"Bearer {token}"})
+    engine.dispose()
+    app.extensions["database"]["engine"].dispose()
+
+
+def test_parallel_requests_append_one_event_each_to_a_valid_chain(register: Register) -> None:
+    with Session(register.engine) as session:
+        assert session.scalar(select(func.count()).select_from(AccessEvent)) == 0
+    barrier = threading.Barrier(THREADS, timeout=30)
+    statuses: list[int] = []
+    errors: list[BaseException] = []
+    occurred = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).isoformat(timespec="seconds")
+
+    def run(thread: int) -> None:
+        client = register.app.test_client()
+        try:
+            barrier.wait()
+            for n in range(REQUESTS):
+                if n % 2:
+                    response = client.get("/v1/incidents", headers=register.headers)
+                else:
+                    response = client.post("/v1/incidents", headers=register.headers, json={
+                        "clientReference": f"chain-{thread}-{n}-{uuid.uuid4().hex[:6]}",
+                        "locationId": register.location_id, "kind": "recruitmentAttempt",
+                        "exploitationType": "criminal", "occurredAt": occurred,
+                        "indicators": ["approachedAtEntrance"]})
+                statuses.append(response.status_code)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a request hung"
+    assert not errors, errors
+    assert Counter(statuses) == {201: THREADS * 13, 200: THREADS * 12}
+
+    with Session(register.engine) as session:
+        result = verify_chain(session, register.app.extensions["chain_key"])
+        events = list(session.scalars(select(AccessEvent).order_by(AccessEvent.seq)))
+        incidents = session.scalar(select(func.count()).select_from(Incident))
+
+    assert result.valid, result
+    assert result.events == len(events) == THREADS * REQUESTS
+    assert Counter(e.event_type for e in events) == {"create": THREADS * 13, "search": THREADS * 12}
+    assert incidents == THREADS * 13
+    shared = [h for h, n in Counter(e.prev_hash for e in events).items() if n > 1]
+    assert shared == [], f"{len(shared)} predecessors claimed twice"
+    assert len({e.request_id for e in events}) == THREADS * REQUESTS

@@ -1,0 +1,1 @@
+"""Auditor exports: both formats against the database, scope, and memory while streaming."""
