@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SPECTRAL := npx --yes @stoplight/spectral-cli@6
 RULESET ?= ../shared/conformance/nl-api-design-rules.spectral.yaml
 
-.PHONY: run test lint openapi install clean
+.PHONY: run test fuzz lint openapi install clean
 
 $(BIN)/risk-register: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -22,6 +22,9 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+fuzz: install
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(BIN)/pytest tests/test_contract_fuzz.py
 
 lint: install
 	$(BIN)/ruff check .

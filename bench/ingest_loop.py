@@ -72,7 +72,8 @@ def main() -> None:
 def run(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
     app = create_app(Settings(environment="test", instance_path=Path(tempfile.mkdtemp()), database_url=url,
-                              token_secret=secrets.token_hex(32), pseudonym_master_key=secrets.token_bytes(32)))
+                              token_secret=secrets.token_hex(32), pseudonym_master_key=secrets.token_bytes(32),
+                              rate_limit="1000000 per minute"))
     with app.app_context():
         institution = Institution(name="bench", sector=Sector.YOUTH_CARE, municipality_code="GM0014")
         db.session.add(institution)
@@ -113,7 +114,7 @@ def run(url: str) -> None:
 
     # Same run, same database: single creates with the access-log hook removed, alternating to share the noise.
     bare = create_app(app.extensions["settings"])
-    bare.after_request_funcs[None] = [f for f in bare.after_request_funcs[None] if f.__name__ != "_record"]
+    bare.after_request_funcs[None] = [f for f in bare.after_request_funcs[None] if f.__name__ != "_log_access"]
     bare_http = bare.test_client()
     with_log, without_log = [], []
     for round_ in range(3):

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 from flask_smorest.spec.plugins import FlaskPlugin
 
-from service import http, operations
+from service import http, operations, ratelimit
 from service.audit import recording
 from service.auth import access
 from service.auth.access import public
@@ -35,7 +35,7 @@ def _api_config(settings: Settings) -> dict[str, Any]:
     return {
         "API_TITLE": "Signal register for care institutions",
         "API_VERSION": API_VERSION,
-        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_VERSION": "3.1.0",
         "OPENAPI_URL_PREFIX": API_PREFIX,
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
@@ -78,6 +78,7 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     # Order matters: request id first, then who is calling, then what they send and accept.
     http.init_app(app)
     access.init_app(app, settings)
+    ratelimit.init_app(app, settings)
     http.init_negotiation(app)
     recording.init_app(app)  # after http: its after-request hook must run before the commit
     operations.init_app(app)

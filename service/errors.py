@@ -43,16 +43,42 @@ class NotFound(DomainError):
     title = "Not Found"
 
 
+class Forbidden(DomainError):
+    status = 403
+    title = "Forbidden"
+
+
 class Conflict(DomainError):
     status = 409
     title = "Conflict"
+
+
+class PreconditionFailed(DomainError):
+    status = 412
+    title = "Precondition Failed"
+
+
+class Unprocessable(DomainError):
+    status = 422
+    title = "Unprocessable Content"
+
+
+class PreconditionRequired(DomainError):
+    status = 428
+    title = "Precondition Required"
+
+
+def _token(key: object) -> str:
+    """A JSON pointer reference token (RFC 6901): '~' and '/' in a key are escaped."""
+    return str(key).replace("~", "~0").replace("/", "~1")
 
 
 def field_errors(messages: Any, pointer: str = "", location: str = "body") -> list[FieldError]:
     """Flatten marshmallow-style nested messages ({field: [message]} at any depth) into one error per message."""
     if isinstance(messages, Mapping):
         return [error for key, value in messages.items()
-                for error in field_errors(value, pointer if key == "_schema" else f"{pointer}/{key}", location)]
+                for error in field_errors(value, pointer if key == "_schema" else f"{pointer}/{_token(key)}",
+                                          location)]
     if isinstance(messages, list | tuple):
         return [error for message in messages for error in field_errors(message, pointer, location)]
     return [FieldError(pointer or "/", str(messages), location)]

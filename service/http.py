@@ -60,6 +60,10 @@ class FieldErrorSchema(ma.Schema):
 class ProblemSchema(ma.Schema):
     """RFC 9457 problem details, with `errors` listing every invalid field."""
 
+    class Meta:
+        # Problem details may carry extension members (the OAuth endpoints add RFC 6749's `error`).
+        unknown = ma.INCLUDE
+
     type = ma.fields.String(required=True, metadata={"example": "about:blank"})
     title = ma.fields.String(required=True)
     status = ma.fields.Integer(required=True)
@@ -120,8 +124,10 @@ def problem_for_http_exception(error: HTTPException) -> Response:
         return problem(500, "The server could not complete the request. Quote the instance when reporting it.")
     if "messages" in data:
         errors = validation_errors(data["messages"])
+        # RFC 6749 §5.2: the token endpoints name the error kind too.
+        oauth = {"error": "invalid_request"} if request.blueprint == "oauth" else None
         return problem(code, f"{len(errors)} invalid field(s); see errors.", title="Invalid input",
-                       errors=errors, headers=headers)
+                       errors=errors, headers=headers, extra=oauth)
     return problem(code, data.get("message") or error.description or "", headers=headers)
 
 

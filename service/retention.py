@@ -22,6 +22,7 @@ from service.auth.service import purge_revoked_tokens
 from service.db import utcnow
 from service.incidents.idempotency import purge_expired
 from service.incidents.models import Incident, Revision
+from service.schemas import camelcase
 from service.stats import rollups
 from service.stats.rollups import Counted
 
@@ -69,8 +70,10 @@ def _purge(session: Session, key: bytes, older_than: dt.datetime, now: dt.dateti
         revisions += session.execute(delete(Revision).where(Revision.incident_id.in_(ids))).rowcount or 0
         incidents += session.execute(delete(Incident).where(Incident.id.in_(ids))).rowcount or 0
         session.expunge_all()
+    rollups.prune(session)
     purged = Purged(incidents, revisions, purge_expired(session, now), purge_revoked_tokens(session, now))
     append_event(session, key, event_type=EventType.RETENTION, route="risk-register retention purge", outcome=200,
                  record_count=incidents,
-                 filters={"occurredBefore": older_than.isoformat()} | {k: str(v) for k, v in asdict(purged).items()})
+                 filters={"occurredBefore": older_than.isoformat()}
+                 | {camelcase(k): str(v) for k, v in asdict(purged).items()})
     return purged

@@ -5,6 +5,16 @@ from __future__ import annotations
 import marshmallow as ma
 
 
+class FullMatch(ma.validate.Regexp):
+    """A pattern the whole value must match: Python's `$` also matches before a final newline, and `\\d` any
+    Unicode digit, so "GM0014\\n" or Arabic-Indic digits would pass a plain Regexp."""
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ma.ValidationError(self._format_error(value))
+        return value
+
+
 def camelcase(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)

@@ -239,7 +239,7 @@ def test_openapi_write_then_check_passes(cli, tmp_path):
 
     assert written.exit_code == 0, written.output
     assert written.stdout == f"wrote {document}\n"
-    assert "openapi: 3.0.3\n" in document.read_text()
+    assert "openapi: 3.1.0\n" in document.read_text()
     assert "\n  /institutions:\n" in document.read_text()
     assert checked.exit_code == 0, checked.output
     assert checked.stdout == f"{document} is up to date\n"

@@ -84,11 +84,15 @@ class Seeded:
             values(locations[i % 2], moment, f"RET-{i}", "R-1" if i % 3 else None)
             for i, moment in enumerate(moments.values())], self.keys, batch=True)
         self.ids = {name: incident.id for name, incident in zip(moments, incidents, strict=True)}
+        # A resident seen only long ago: after the purge nothing of them may remain.
+        [only_old] = record_incidents(session, caller, [values(locations[0], moments["old"], "RET-only-old",
+                                                               "R-ONLY-OLD")], self.keys)
+        self.ids["only old"] = only_old.id
         for name in ("old corrected", "recent corrected"):
             correct_incident(session, caller, self.ids[name], {"reason": "Leeftijd", "resident_age_band": "12to15"},
                              self.keys, if_match='"1"')
         retract_incident(session, caller, self.ids["old retracted"], "Dubbel")
-        self.expired = {"old", "old corrected", "old retracted", "just expired"}
+        self.expired = {"old", "old corrected", "old retracted", "just expired", "only old"}
         self.kept = set(moments) - self.expired
         for key, expires in (("expired-key", self.now - dt.timedelta(minutes=1)),
                              ("fresh-key", self.now + dt.timedelta(hours=23))):
@@ -131,7 +135,7 @@ def test_the_purge_removes_what_has_expired_and_keeps_the_rest(
     purged = purge(session, app.extensions["chain_key"], years=YEARS)
 
     after = state(session, seeded)
-    assert purged == Purged(incidents=4, revisions=2, idempotency_keys=1, revoked_tokens=1)
+    assert purged == Purged(incidents=5, revisions=2, idempotency_keys=1, revoked_tokens=1)
     assert after["incidents"] == seeded.incident_ids(seeded.kept)
     assert after["revisions"] == {(seeded.ids["recent corrected"], 2)}
     assert after["keys"] == {"fresh-key"}
@@ -161,11 +165,11 @@ def test_the_purge_is_logged_with_its_counts_and_keeps_the_chain_valid(
     assert session.scalar(select(func.count()).select_from(AccessEvent)) == events + 1  # none removed, one added
     event = session.scalar(select(AccessEvent).order_by(AccessEvent.seq.desc()).limit(1))
     assert event is not None
-    assert (event.event_type, event.outcome, event.record_count) == ("retention", 200, 4)
+    assert (event.event_type, event.outcome, event.record_count) == ("retention", 200, 5)
     assert event.route == "risk-register retention purge"
     assert (event.client_id, event.role, event.records) == (None, None, [])
-    assert {k: event.filters[k] for k in ("incidents", "revisions", "idempotency_keys", "revoked_tokens")} == {
-        "incidents": "4", "revisions": "2", "idempotency_keys": "1", "revoked_tokens": "1"}
+    assert {k: event.filters[k] for k in ("incidents", "revisions", "idempotencyKeys", "revokedTokens")} == {
+        "incidents": "5", "revisions": "2", "idempotencyKeys": "1", "revokedTokens": "1"}
     cutoff = dt.datetime.fromisoformat(event.filters["occurredBefore"])
     assert abs(cutoff - years_ago(YEARS, seeded.now)) < dt.timedelta(minutes=5)
     assert verify_chain(session, key).valid
@@ -177,7 +181,7 @@ def test_a_dry_run_changes_nothing_and_counts_the_incidents_and_revisions(
 
     counted = purge(session, app.extensions["chain_key"], years=YEARS, dry_run=True)
 
-    assert (counted.incidents, counted.revisions) == (4, 2)
+    assert (counted.incidents, counted.revisions) == (5, 2)
     assert state(session, seeded) == before  # the access log included: a dry run writes no event
 
 
@@ -185,7 +189,7 @@ def test_a_dry_run_counts_the_expired_keys_and_revocations_too(
         app: Flask, session: Session, seeded: Seeded) -> None:
     counted = purge(session, app.extensions["chain_key"], years=YEARS, dry_run=True)
 
-    assert counted == Purged(incidents=4, revisions=2, idempotency_keys=1, revoked_tokens=1)
+    assert counted == Purged(incidents=5, revisions=2, idempotency_keys=1, revoked_tokens=1)
 
 
 def test_nothing_to_purge_is_still_logged(app: Flask, session: Session) -> None:
@@ -244,3 +248,19 @@ def test_the_command_purges_and_its_dry_run_prints_camel_case_json(tmp_path: Pat
     verified = runner.invoke(main, ["audit", "verify"], env=env)
     assert verified.exit_code == 0, verified.output
     assert json.loads(verified.output)["valid"] is True
+
+
+def test_nothing_of_a_purged_resident_remains_in_the_rollups(app: Flask, session: Session, seeded: Seeded) -> None:
+    purged = {p for p in session.scalars(select(Incident.resident_pseudonym).where(
+        Incident.id.in_(seeded.incident_ids(seeded.expired)))) if p}
+    kept = {p for p in session.scalars(select(Incident.resident_pseudonym).where(
+        Incident.id.in_(seeded.incident_ids(seeded.kept)))) if p}
+    assert purged - kept, "the seed must have a resident who only appears in purged incidents"
+
+    purge(session, app.extensions["chain_key"], years=YEARS)
+
+    remaining = set(session.scalars(select(ResidentRollup.resident_pseudonym)))
+    assert not (purged - kept) & remaining
+    zero_cells = session.scalar(select(func.count()).select_from(Rollup).where(Rollup.incidents == 0,
+                                                                               Rollup.step2 == 0))
+    assert zero_cells == 0

@@ -24,7 +24,7 @@ def upgrade() -> None:
     sa.Column('event_type', sa.String(length=20), nullable=False),
     sa.Column('client_id', sa.Uuid(), nullable=True),
     sa.Column('role', sa.String(length=20), nullable=True),
-    sa.Column('acted_for', sa.String(length=400), nullable=True),
+    sa.Column('acted_for', sa.Text(), nullable=True),
     sa.Column('municipality_code', sa.String(length=6), nullable=True),
     sa.Column('route', sa.String(length=200), nullable=False),
     sa.Column('records', sa.JSON(), nullable=False),

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, SmallInteger, String
+from sqlalchemy import JSON, BigInteger, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, UTCDateTime
@@ -27,7 +27,7 @@ class AccessEvent(Base):
     event_type: Mapped[str] = mapped_column(String(20))
     client_id: Mapped[uuid.UUID | None]
     role: Mapped[str | None] = mapped_column(String(20))
-    acted_for: Mapped[str | None] = mapped_column(String(400))
+    acted_for: Mapped[str | None] = mapped_column(Text)
     municipality_code: Mapped[str | None] = mapped_column(String(6))
     route: Mapped[str] = mapped_column(String(200))
     records: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -102,7 +102,7 @@ def _municipality(caller: Caller | None) -> str | None:
     return codes[0] if len(codes) == 1 and codes[0] != "*" else None
 
 
-def _record(response: Response) -> Response:
+def _log_access(response: Response) -> Response:
     handler = view_handler(current_app.view_functions.get(request.endpoint or ""))
     event_type = getattr(handler, "audit_event", None)
     if event_type is None or response.status_code >= 500:
@@ -111,7 +111,9 @@ def _record(response: Response) -> Response:
     session = db.session
     if refused:
         session.rollback()  # the refused work leaves nothing behind but its event
-    records, count = g.get("audit_records", ([], None)) if not refused else ([], 0)
+    # A refused request touched nothing, but the ids it asked for are what an auditor wants to see.
+    named = [str(v) for v in (request.view_args or {}).values() if isinstance(v, uuid.UUID)]
+    records, count = g.get("audit_records", ([], None)) if not refused else (named, 0)
     caller: Caller | None = g.get("caller")
     append_event(session, current_app.extensions["chain_key"], event_type=event_type,
                  route=f"{request.method} {request.url_rule.rule if request.url_rule else request.path}",
@@ -126,4 +128,4 @@ def _record(response: Response) -> Response:
 def init_app(app: Flask) -> None:
     """Register after http.init_app: Flask runs after-request hooks in reverse, so this runs before the commit."""
     app.extensions["chain_key"] = chain_key(app.extensions["settings"].pseudonym_master_key)
-    app.after_request(_record)
+    app.after_request(_log_access)

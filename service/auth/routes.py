@@ -74,8 +74,6 @@ class Token(MethodView):
         Client credentials grant. The token lives for TOKEN_LIFETIME_SECONDS (15 minutes by default); ask for a
         new one rather than refreshing. Errors carry RFC 6749 `error` and `error_description` members.
         """
-        if form.get("grant_type") is None:
-            raise OAuthError(400, "invalid_request", "grant_type is required.")
         if form["grant_type"] != "client_credentials":
             raise OAuthError(400, "unsupported_grant_type", "Only client_credentials is supported.")
         client = _authenticated_client(form)
@@ -97,8 +95,6 @@ class Revoke(MethodView):
         answered 200 as well, so the answer does not tell which tokens exist.
         """
         client = _authenticated_client(form)
-        if not form.get("token"):
-            raise OAuthError(400, "invalid_request", "token is required.")
         try:
             claims = decode_token(form["token"], allow_expired=True)
         except InvalidTokenError:

@@ -54,9 +54,8 @@ class OAuthSchema(ma.Schema):
 
 
 class TokenRequest(OAuthSchema):
-    grant_type = ma.fields.String(
-        metadata={"example": "client_credentials", "description": "Required: client_credentials"}
-    )
+    # Documented as the one value; any other is answered with RFC 6749's unsupported_grant_type.
+    grant_type = ma.fields.String(required=True, metadata={"enum": ["client_credentials"]})
     client_id = ma.fields.String(metadata={"description": "When not sent by HTTP Basic"})
     client_secret = ma.fields.String(metadata={"description": "When not sent by HTTP Basic"})
     scope = ma.fields.String(metadata={"description": "Ignored: a client's scope is fixed at registration"})
@@ -69,7 +68,7 @@ class TokenOut(OAuthSchema):
 
 
 class RevocationRequest(OAuthSchema):
-    token = ma.fields.String(metadata={"description": "Required: the access token to revoke"})
+    token = ma.fields.String(required=True, metadata={"description": "The access token to revoke"})
     token_type_hint = ma.fields.String()
     client_id = ma.fields.String()
     client_secret = ma.fields.String()

@@ -18,7 +18,7 @@ from service.db import utcnow
 from service.errors import Conflict, FieldError, InvalidInput, NotFound
 from service.registry.models import Institution
 
-MUNICIPALITY_CODE = re.compile(r"^GM\d{4}$")
+MUNICIPALITY_CODE = re.compile(r"GM[0-9]{4}")
 NATIONAL = "*"
 
 _hasher = PasswordHasher()
@@ -44,7 +44,7 @@ def _check_scope(session: Session, role: Role, institution_id: uuid.UUID | None,
         if not municipality_codes:
             errors.append(FieldError("/municipalityCodes", "Give municipality codes (GM0014) or '*'."))
         for i, code in enumerate(municipality_codes):
-            if code != NATIONAL and not MUNICIPALITY_CODE.match(code):
+            if code != NATIONAL and not MUNICIPALITY_CODE.fullmatch(code):
                 errors.append(FieldError(f"/municipalityCodes/{i}", "Use a CBS code such as GM0014, or '*'."))
         if NATIONAL in municipality_codes and len(municipality_codes) > 1:
             errors.append(FieldError("/municipalityCodes", "'*' already covers every municipality."))

@@ -20,6 +20,7 @@ from service.exports import service
 from service.http import Blueprint, produces
 from service.schemas import CamelSchema
 from service.stats.periods import AMSTERDAM, parse_period
+from service.stats.schemas import PERIOD
 
 blp = Blueprint("exports", __name__, url_prefix="/v1/exports",
                 description="Pseudonymised incident exports (auditors), streamed as CSV or NDJSON")
@@ -28,9 +29,9 @@ HEADER = {"schema": {"type": "string"}}
 
 
 class ExportArgs(CamelSchema):
-    from_ = ma.fields.String(required=True, data_key="from", metadata={
+    from_ = ma.fields.String(required=True, data_key="from", validate=PERIOD["validate"], metadata={
         "description": "First fixed period: 2026-01, 2026-Q1, 2026-W02 or 2026", "example": "2026-01"})
-    to = ma.fields.String(required=True,
+    to = ma.fields.String(required=True, validate=PERIOD["validate"],
                           metadata={"description": "Last fixed period (inclusive)", "example": "2026-06"})
 
     def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:

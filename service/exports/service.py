@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from service.auth.access import Caller
 from service.incidents.models import Incident
-from service.registry.models import Institution
+from service.registry.models import Location
 from service.stats.periods import AMSTERDAM, Period
 
 COLUMNS = ("id", "institutionId", "locationId", "clientReference", "kind", "exploitationType", "residentAgeBand",
@@ -35,13 +35,14 @@ def export_key(master_key: bytes) -> bytes:
 
 
 def exported_incidents(caller: Caller, first: Period, last: Period, generated_at: dt.datetime) -> Select[Any]:
-    """Incidents of institutions in the auditor's scope that occurred in [first, last], recorded by generated_at."""
+    """Incidents at locations in the auditor's scope that occurred in [first, last], recorded by generated_at."""
     start = dt.datetime.combine(first.start, dt.time(), AMSTERDAM)
     end = dt.datetime.combine(last.end, dt.time(), AMSTERDAM)
-    stmt = (select(Incident).join(Institution, Institution.id == Incident.institution_id)
+    stmt = (select(Incident).join(Location, Location.id == Incident.location_id)
             .where(Incident.occurred_at >= start, Incident.occurred_at < end, Incident.recorded_at <= generated_at))
     if not caller.national:
-        stmt = stmt.where(Institution.municipality_code.in_(caller.municipality_codes))
+        # Scoped like analysts: by where the signal was logged.
+        stmt = stmt.where(Location.municipality_code.in_(caller.municipality_codes))
     return stmt
 
 
@@ -94,9 +95,12 @@ def ndjson(session: Session, stmt: Select[Any], key: bytes, metadata: dict[str, 
 
 def _cell(value: Any) -> Any:
     if isinstance(value, list):
-        return ";".join(value)
+        value = ";".join(value)
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        # A spreadsheet would run it as a formula (OWASP CSV injection): a leading quote keeps it text.
+        return "'" + value
     return "" if value is None else value
 
 

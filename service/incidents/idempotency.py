@@ -7,26 +7,25 @@ that same transaction, so a key is remembered exactly when its work was committe
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from service.db import utcnow
-from service.errors import Conflict, DomainError
+from service.errors import Conflict, Unprocessable
 from service.incidents.models import IdempotencyKey
 
 KEPT_FOR = dt.timedelta(hours=24)
-
-
-class KeyReused(DomainError):
-    status = 422
-    title = "Idempotency key reused"
 
 
 @dataclass(frozen=True)
@@ -36,10 +35,18 @@ class Outcome:
     replayed: bool
 
 
-def request_hash(method: str, path: str, body: Any) -> str:
-    """What makes two requests 'the same': method, path and the JSON body regardless of key order."""
+def request_hash(key: bytes, method: str, path: str, body: Any) -> str:
+    """What makes two requests 'the same': method, path and the JSON body regardless of key order.
+
+    Keyed (HMAC): the body holds residentRef, plate and phone, and a plain hash of it could be reversed by
+    trying every client number against a copy of the database."""
     canonical = json.dumps([method, path, body], sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+@functools.cache
+def request_hash_key(master_key: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"idempotency-request/v1").derive(master_key)
 
 
 def _lock_id(client_id: uuid.UUID, key: str) -> int:
@@ -66,7 +73,7 @@ def run_once(session: Session, client_id: uuid.UUID, key: str | None, fingerprin
     stored = session.get(IdempotencyKey, (client_id, key))
     if stored is not None and stored.expires_at > utcnow():
         if stored.request_hash != fingerprint:
-            raise KeyReused("This Idempotency-Key was used for a different request; use a new key.")
+            raise Unprocessable("This Idempotency-Key was used for a different request; use a new key.")
         return Outcome(stored.response_status, stored.response_body, replayed=True)
     if stored is not None:
         session.delete(stored)

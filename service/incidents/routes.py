@@ -15,7 +15,7 @@ from service.auth.models import Role
 from service.db import db
 from service.http import Blueprint
 from service.incidents import service
-from service.incidents.idempotency import request_hash, run_once
+from service.incidents.idempotency import request_hash, request_hash_key, run_once
 from service.incidents.models import Incident, Revision
 from service.incidents.schemas import (
     BatchIn,
@@ -61,8 +61,9 @@ def _record(items: list[dict[str, Any]], headers: dict[str, Any], *, batch: bool
         incidents = service.record_incidents(db.session, caller, items, _keys(), batch=batch)
         return 201, (BATCH_OUT.dump({"items": incidents}) if batch else INCIDENT_OUT.dump(incidents[0]))
 
-    outcome = run_once(db.session, caller.client_id, headers.get("idempotency_key"),
-                       request_hash(request.method, request.path, request.get_json()), work)
+    fingerprint = request_hash(request_hash_key(current_app.extensions["settings"].pseudonym_master_key),
+                               request.method, request.path, request.get_json())
+    outcome = run_once(db.session, caller.client_id, headers.get("idempotency_key"), fingerprint, work)
     response = current_app.response_class(outcome.body, status=outcome.status, mimetype="application/json")
     if not batch:
         body = json.loads(outcome.body)

@@ -57,7 +57,9 @@ def _unique(values: list[Any]) -> None:
         raise ma.ValidationError("Each code may appear once.")
 
 
-NOT_BLANK = ma.validate.Regexp(r"\S", error="Must not be blank.")
+UNIQUE = {"uniqueItems": True}
+# Blank as Python's str.strip() sees it; ECMAScript's \s lacks U+001C-U+001F and U+0085, hence the explicit range.
+NOT_BLANK = ma.validate.Regexp(r"^[\s\u001c-\u001f\u0085]*[^\s\u001c-\u001f\u0085]", error="Must not be blank.")
 AGE_BAND = {"validate": _one_of(TAXONOMY.age_bands)}
 REASON = ma.fields.String(required=True, validate=[ma.validate.Length(1, NOTE_LENGTH), _screened],
                           metadata={"description": "Why; screened like a note (no identifying data)"})
@@ -101,7 +103,7 @@ def _follow_up(new: bool) -> type[ma.Schema]:
         "meldcode_step": ma.fields.Integer(allow_none=True, validate=ma.validate.Range(1, 5),
                                            metadata={"description": "Highest meldcode step reached (1-5)"}),
         "reported_to": ma.fields.List(ma.fields.String(validate=_one_of(TAXONOMY.reported_to)),
-                                      **_default(new, list), validate=_unique),
+                                      **_default(new, list), validate=_unique, metadata=UNIQUE),
         "reported_at": ma.fields.AwareDateTime(allow_none=True),
     }, name="FollowUpIn" if new else "FollowUpPatch")
 
@@ -127,7 +129,7 @@ def _incident_fields(new: bool) -> dict[str, ma.fields.Field]:
                                      "returned; kept as an HMAC pseudonym under the institution's key"}),
         "resident_age_band": ma.fields.String(**default("unknown"), **AGE_BAND),
         "indicators": ma.fields.List(ma.fields.String(validate=_one_of(TAXONOMY.indicators)), **default(list),
-                                     validate=[ma.validate.Length(max=40), _unique]),
+                                     validate=[ma.validate.Length(max=40), _unique], metadata=UNIQUE),
         "note": ma.fields.String(allow_none=True, validate=[ma.validate.Length(max=NOTE_LENGTH), _screened],
                                  metadata={"description": "Seen only by the writing institution; refused when it "
                                                           "holds identifying data"}),

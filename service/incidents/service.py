@@ -20,7 +20,15 @@ from sqlalchemy.orm import Session
 from service.auth.access import Caller
 from service.config import Settings
 from service.db import utcnow
-from service.errors import Conflict, DomainError, FieldError, InvalidInput, NotFound, field_errors
+from service.errors import (
+    Conflict,
+    FieldError,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+    field_errors,
+)
 from service.incidents.identities import fingerprint_phone, fingerprint_plate, pseudonymise_resident
 from service.incidents.models import Incident, Revision, Status
 from service.incidents.rules import incident_errors
@@ -44,16 +52,6 @@ SHOWN = {
 # Fields whose values never leave the incident row: a revision records only that they changed.
 HIDDEN = {"residentRef": "resident_pseudonym", "visitor/vehiclePlate": "visitor_plate_fingerprint",
           "visitor/phoneNumber": "visitor_phone_fingerprint", "note": "note"}
-
-
-class PreconditionFailed(DomainError):
-    status = 412
-    title = "Precondition Failed"
-
-
-class PreconditionRequired(DomainError):
-    status = 428
-    title = "Precondition Required"
 
 
 @dataclass(frozen=True)
@@ -171,8 +169,10 @@ def record_incidents(session: Session, caller: Caller, items: Sequence[Mapping[s
     return incidents
 
 
-def get_incident(session: Session, caller: Caller, incident_id: uuid.UUID) -> Incident:
-    incident = session.scalar(incidents_for(caller).where(Incident.id == incident_id))
+def get_incident(session: Session, caller: Caller, incident_id: uuid.UUID, *, for_update: bool = False) -> Incident:
+    """The caller's incident; for_update locks it, so two corrections of one version cannot both pass If-Match."""
+    stmt = incidents_for(caller).where(Incident.id == incident_id)
+    incident = session.scalar(stmt.with_for_update() if for_update else stmt)
     if incident is None:
         raise NotFound("No such incident.")
     return incident
@@ -201,7 +201,8 @@ def check_version(incident: Incident, if_match: str | None) -> None:
     """Optimistic concurrency: the client must name the version it read (its ETag)."""
     if not if_match:
         raise PreconditionRequired('Send If-Match with the ETag of the version you read, e.g. If-Match: "3".')
-    tags = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
+    # Strong comparison (RFC 9110 §13.1.1): a weak tag never matches.
+    tags = {tag.strip().strip('"') for tag in if_match.split(",") if not tag.strip().startswith("W/")}
     if str(incident.version) not in tags and "*" not in tags:
         raise PreconditionFailed(f"The incident has changed since; it is now at version {incident.version}. "
                                  "Read it again and reapply your correction.")
@@ -245,7 +246,7 @@ def _shown(value: Any) -> Any:
 def correct_incident(session: Session, caller: Caller, incident_id: uuid.UUID, patch: Mapping[str, Any],
                      keys: IdentityKeys, *, if_match: str | None) -> Incident:
     """Apply a correction as a new version with a revision; the corrected whole must pass every rule again."""
-    incident = get_incident(session, caller, incident_id)
+    incident = get_incident(session, caller, incident_id, for_update=True)
     check_version(incident, if_match)
     if incident.status is Status.RETRACTED:
         raise Conflict("A retracted incident cannot be corrected.")
@@ -295,7 +296,7 @@ def correct_incident(session: Session, caller: Caller, incident_id: uuid.UUID, p
 def retract_incident(session: Session, caller: Caller, incident_id: uuid.UUID, reason: str, *,
                      if_match: str | None = None) -> Incident:
     """Withdraw an incident from every statistic; the record and its history stay."""
-    incident = get_incident(session, caller, incident_id)
+    incident = get_incident(session, caller, incident_id, for_update=True)
     if if_match is not None:
         check_version(incident, if_match)
     if incident.status is Status.RETRACTED:

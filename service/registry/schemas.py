@@ -7,10 +7,10 @@ from typing import Any
 import marshmallow as ma
 
 from service.registry.models import Sector, Setting
-from service.schemas import CamelSchema
+from service.schemas import CamelSchema, FullMatch
 
-MUNICIPALITY_CODE = ma.validate.Regexp(r"^GM\d{4}$", error="Use a CBS municipality code such as GM0014.")
-POSTCODE4 = ma.validate.Regexp(r"^[1-9]\d{3}$", error="Use the four digits of a postcode, such as 9712.")
+MUNICIPALITY_CODE = FullMatch(r"^GM[0-9]{4}$", error="Use a CBS municipality code such as GM0014.")
+POSTCODE4 = FullMatch(r"^[1-9][0-9]{3}$", error="Use the four digits of a postcode, such as 9712.")
 
 
 class InstitutionIn(CamelSchema):

@@ -88,6 +88,13 @@ def apply(session: Session, changes: Iterable[tuple[Counted, int]]) -> None:
     _upsert(session, ResidentRollup, residents)
 
 
+def prune(session: Session) -> None:
+    """Drop cells whose counts are all zero: after a purge nothing may remain of the purged residents."""
+    for table in (ResidentRollup, Rollup):
+        _keys, values = _columns(table)
+        session.execute(delete(table).where(*[getattr(table, v) == 0 for v in values]))
+
+
 def rebuild(session: Session, chunk: int = 5000) -> int:
     """Recompute every rollup from the incidents (after a restore, a purge, or to check the incremental path)."""
     session.execute(delete(ResidentRollup))

@@ -6,21 +6,24 @@ from typing import Any
 
 import marshmallow as ma
 
-from service.schemas import CamelSchema
+from service.registry.schemas import MUNICIPALITY_CODE
+from service.schemas import CamelSchema, FullMatch
 from service.stats.periods import PERIOD_TYPES
 from service.stats.service import BREAKDOWNS, GROUPS
 from service.taxonomy.service import load_taxonomy
 
 TAXONOMY = load_taxonomy()
-PERIOD = {"metadata": {"description": "A fixed period: 2026-W41, 2026-10, 2026-Q3 or 2026 (Europe/Amsterdam)",
-                       "example": "2026-Q3"}}
+PERIOD_PATTERN = r"^[0-9]{4}(-W[0-9]{2}|-[0-9]{2}|-Q[1-4])?$"
+PERIOD = {"validate": FullMatch(PERIOD_PATTERN, error="Use 2026-W41, 2026-10, 2026-Q3 or 2026."),
+          "metadata": {"description": "A fixed period, not in the future: 2026-W41, 2026-10, 2026-Q3 or 2026 "
+                                      "(Europe/Amsterdam)", "example": "2026-Q3"}}
 BANDS = ("below998", "below95", "within", "above95", "above998")
 
 
 class Filters(CamelSchema):
     kind = ma.fields.String(validate=ma.validate.OneOf(list(TAXONOMY.kinds)))
     exploitation_type = ma.fields.String(validate=ma.validate.OneOf(list(TAXONOMY.exploitation_types)))
-    municipality_code = ma.fields.String(validate=ma.validate.Regexp(r"^GM\d{4}$"),
+    municipality_code = ma.fields.String(validate=MUNICIPALITY_CODE,
                                          metadata={"description": "Narrow to one municipality in scope"})
 
 
@@ -31,10 +34,14 @@ class HotspotArgs(Filters):
                                  metadata={"description": "At most one breakdown besides time and place"})
 
 
+# No example: a documented example could not match every periodType.
+RANGE_END = {"validate": PERIOD["validate"], "metadata": {"description": "A fixed period of periodType"}}
+
+
 class TrendArgs(Filters):
     period_type = ma.fields.String(required=True, validate=ma.validate.OneOf(PERIOD_TYPES))
-    from_ = ma.fields.String(required=True, data_key="from", **PERIOD)
-    to = ma.fields.String(required=True, **PERIOD)
+    from_ = ma.fields.String(required=True, data_key="from", **RANGE_END)
+    to = ma.fields.String(required=True, **RANGE_END)
     group_by = ma.fields.String(required=True, validate=ma.validate.OneOf(GROUPS))
 
     def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:
@@ -148,7 +155,7 @@ class StagesOut(CamelSchema):
     step2_share = ma.fields.Float(allow_none=True, required=True)
     step5_share = ma.fields.Float(allow_none=True, required=True)
     reported_share = ma.fields.Float(allow_none=True, required=True)
-    median_days_to_report = ma.fields.Float(allow_none=True, required=True)
+    median_days_to_report = ma.fields.Integer(allow_none=True, required=True, metadata={"description": "Whole days"})
 
 
 class FunnelUnitOut(StagesOut):

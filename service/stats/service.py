@@ -21,7 +21,7 @@ from sqlalchemy import Select, func, literal, select
 from sqlalchemy.orm import Session
 
 from service.auth.access import Caller
-from service.errors import DomainError
+from service.errors import Forbidden
 from service.incidents.models import Incident, Status
 from service.registry.models import Capacity, Institution, Location
 from service.stats.disclosure import Cell, DisclosureRules, ptable_version, rate, release, resident_key
@@ -32,16 +32,12 @@ from service.taxonomy.service import load_taxonomy
 
 PER_PLACES = 10  # rates are per 10 places per month
 TREND_SIGNIFICANCE = 0.05
+MIN_UNITS_FOR_OVERDISPERSION = 10  # winsorising at the 10th and 90th percentiles needs a dozen units or so
 GROUPS = ("institution", "location", "postcode4", "municipality")
 BREAKDOWNS = {"kind": "kind", "exploitationType": "exploitation_type", "ageBand": "age_band"}
 MEASURES = ("incidents", "step2", "step5", "reported")
 KEY_SUMS = {"incidents": "key_sum", "step2": "step2_key_sum", "step5": "step5_key_sum",
             "reported": "reported_key_sum"}
-
-
-class OutOfScope(DomainError):
-    status = 403
-    title = "Forbidden"
 
 
 @dataclass(frozen=True)
@@ -93,7 +89,7 @@ def _in_scope(caller: Caller, query: Query) -> Any:
     """The scope condition on locations; an explicit municipality outside the caller's scope is refused."""
     if query.municipality_code is not None:
         if not caller.covers(query.municipality_code):
-            raise OutOfScope("This client's scope does not include that municipality.")
+            raise Forbidden("This client's scope does not include that municipality.")
         return Location.municipality_code == query.municipality_code
     if caller.national:
         return True
@@ -231,7 +227,7 @@ def hotspots(session: Session, caller: Caller, query: Query, period: Period, rul
     expected = {k: reference * figures[k]["places"] for k in released} if reference else {}
     usable = [k for k in released if expected.get(k, 0) > 0]
     phi = overdispersion([figures[k]["incidents"].value for k in usable], [expected[k] for k in usable]) \
-        if len(usable) >= 3 else 1.0
+        if len(usable) >= MIN_UNITS_FOR_OVERDISPERSION else 1.0
     eb = dict(zip(usable, eb_estimates([figures[k]["incidents"].value for k in usable],
                                        [figures[k]["places"] for k in usable]), strict=True)) if usable else {}
     breakdowns = (tallies(session, caller, query, period, breakdown=query.breakdown)
@@ -333,7 +329,7 @@ def reporting_funnel(session: Session, caller: Caller, query: Query, period: Per
             "step5_share": _share(cells["step5"], cells["incidents"]),
             "reported_share": _share(reported, cells["incidents"]),
             # A median of a suppressed group would describe too few reports to publish.
-            "median_days_to_report": round(median, 1) if median is not None and reported.value else None,
+            "median_days_to_report": round(median) if median is not None and reported.value else None,
         }
 
     rows = [{"unit": {"id": key, "name": unit.name},

@@ -343,7 +343,7 @@ def test_an_analyst_at_the_incidents_is_one_403_event_naming_the_analyst(
     ("patch", "", "correct", {"reason": "Correctie", "residentAgeBand": "12to15"}),
     ("post", "/retraction", "retract", {"reason": "Dubbel"}),
 ])
-def test_someone_elses_incident_is_one_404_event_touching_nothing(
+def test_someone_elses_incident_is_one_404_event_naming_what_was_asked_for(
         method: str, suffix: str, event_type: str, body: dict[str, Any] | None, client: FlaskClient,
         session: Session, own: Party, log: Log, token_for: Any) -> None:
     incident_id = create(client, own)["id"]
@@ -355,8 +355,10 @@ def test_someone_elses_incident_is_one_404_event_touching_nothing(
                                        headers=other.headers | {"If-Match": '"1"'})
 
     assert response.status_code == 404
+    # Nothing was touched (count 0), but the id probed for is on record for the auditor.
     assert_event(log.one(response), event_type=event_type, outcome=404,
-                 route=f"{method.upper()} {INCIDENT_ROUTE}{suffix}", party=other, records=[], record_count=0)
+                 route=f"{method.upper()} {INCIDENT_ROUTE}{suffix}", party=other, records=[incident_id],
+                 record_count=0)
     assert counts(session) == before
     assert client.get(f"/v1/incidents/{incident_id}", headers=own.headers).json["version"] == 1
 
@@ -592,3 +594,16 @@ def test_no_identity_reaches_the_access_log_or_an_export(
     assert log_leaks == []
     assert export_leaks == []
     assert database_leaks(connection) == []
+
+
+def test_an_analyst_with_a_long_scope_is_logged_in_full(client: FlaskClient, session: Session, token_for: Any,
+                                                        log: Log) -> None:
+    codes = [f"GM{n:04d}" for n in range(1, 121)]
+    analyst = scoped_party(session, token_for, Role.ANALYST, codes)
+    log.new()
+
+    response = client.get("/v1/stats/hotspots", query_string={"period": "2026-Q1", "groupBy": "municipality"},
+                          headers=analyst.headers)
+
+    assert response.status_code == 200
+    assert log.one(response).acted_for == ",".join(codes)

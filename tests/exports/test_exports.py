@@ -26,8 +26,9 @@ from service.auth.access import Caller
 from service.auth.models import Role
 from service.incidents.models import Incident
 from service.incidents.service import IdentityKeys, record_incidents
-from service.registry.models import Institution
-from tests.audit.test_access_log import Party, institution_party, month_label, scoped_party
+from service.registry.models import Location
+from tests.audit.test_access_log import Party, create, institution_party, month_label, scoped_party
+from tests.factories import make_institution, make_location
 from tests.incidents.test_privacy_canary import (
     IDENTITY_CANARIES,
     NOTE_1,
@@ -124,13 +125,13 @@ def from_csv(row: dict[str, str]) -> dict[str, Any]:
 
 
 def in_scope(session: Session, codes: tuple[str, ...]) -> list[Incident]:
-    """What an auditor of `codes` should get for period(): the incidents of those municipalities' institutions."""
+    """What an auditor of `codes` should get for period(): the incidents logged at those municipalities' locations."""
     first = dt.datetime.strptime(month_label(1), "%Y-%m").date()
     start = dt.datetime(first.year, first.month, 1, tzinfo=dt.UTC) - dt.timedelta(hours=2)
-    stmt = select(Incident).join(Institution, Institution.id == Incident.institution_id).where(
+    stmt = select(Incident).join(Location, Location.id == Incident.location_id).where(
         Incident.occurred_at >= start)
     if "*" not in codes:
-        stmt = stmt.where(Institution.municipality_code.in_(codes))
+        stmt = stmt.where(Location.municipality_code.in_(codes))
     session.expire_all()
     return list(session.scalars(stmt.order_by(Incident.recorded_at, Incident.id)))
 
@@ -434,3 +435,34 @@ def test_the_logged_count_matches_the_streamed_rows_when_a_write_commits_meanwhi
     assert "race-in-flight" not in body
     assert len(rows) == metadata["rowCount"] == 2
     assert counted == logged == len(rows), f"streamed {len(rows)} rows; header and access event say {counted}"
+
+
+def test_a_formula_in_a_client_reference_is_exported_as_text(
+        client: FlaskClient, own: Party, auditor: Party) -> None:
+    formula = '=HYPERLINK("http://example.invalid","open")'
+    create(client, own, clientReference=formula)
+
+    rows = csv_rows(export(client, auditor.headers, CSV, **period()))
+    exported, _metadata = ndjson_rows(export(client, auditor.headers, NDJSON, **period()))
+
+    # A spreadsheet would run the CSV cell; the leading quote keeps it text. JSON is not executed.
+    assert [r["clientReference"] for r in rows if "HYPERLINK" in r["clientReference"]] == ["'" + formula]
+    assert [r["clientReference"] for r in exported if "HYPERLINK" in r["clientReference"]] == [formula]
+
+
+def test_auditors_are_scoped_by_where_the_signal_was_logged(
+        client: FlaskClient, session: Session, token_for: Any) -> None:
+    institution = make_institution(session, municipality_code="GM0014")
+    elsewhere = make_location(session, institution, municipality_code="GM0034")
+    writer = institution_party(session, token_for)
+    writer.headers = token_for(Role.INSTITUTION, institution_id=institution.id)
+    writer.location = elsewhere
+    incident_id = create(client, writer)["id"]
+
+    there = scoped_party(session, token_for, Role.AUDITOR, ("GM0034",))
+    home = scoped_party(session, token_for, Role.AUDITOR, ("GM0014",))
+    seen_there, _ = ndjson_rows(export(client, there.headers, NDJSON, **period()))
+    seen_home, _ = ndjson_rows(export(client, home.headers, NDJSON, **period()))
+
+    assert incident_id in {r["id"] for r in seen_there}
+    assert incident_id not in {r["id"] for r in seen_home}

@@ -199,3 +199,26 @@ def test_a_replay_after_commit_answers_the_same_bytes_and_records_nothing_new(re
     assert register.incidents("replay-1") == 1
     with register.engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM idempotency_key WHERE key = 'replay-key'")) == 1
+
+
+def test_the_stored_request_hash_is_keyed_so_it_cannot_be_reversed(client, session, token_for, settings):
+    """A plain hash of a body that holds a client number could be matched by trying every client number."""
+    import hashlib
+    import json as jsonlib
+
+    from sqlalchemy import select as select_
+
+    from service.incidents.idempotency import request_hash, request_hash_key
+    from service.incidents.models import IdempotencyKey
+    from tests.factories import make_location as make_location_
+    from tests.incidents.factories import incident_body
+
+    location = make_location_(session)
+    headers = token_for(Role.INSTITUTION, institution_id=location.institution_id) | {"Idempotency-Key": "hash-1"}
+    body = incident_body(location.id, residentRef="CL-0042")
+    assert client.post("/v1/incidents", json=body, headers=headers).status_code == 201
+
+    stored = session.scalar(select_(IdempotencyKey.request_hash).where(IdempotencyKey.key == "hash-1"))
+    canonical = jsonlib.dumps(["POST", "/v1/incidents", body], sort_keys=True, separators=(",", ":"))
+    assert stored != hashlib.sha256(canonical.encode()).hexdigest()
+    assert stored == request_hash(request_hash_key(settings.pseudonym_master_key), "POST", "/v1/incidents", body)

@@ -491,7 +491,7 @@ def test_same_key_with_another_body_is_422(client, session, headers, location):
     response = client.post("/v1/incidents", json=incident_body(location.id), headers=keyed)
 
     body = assert_problem(response, 422)
-    assert body == {"type": "about:blank", "title": "Idempotency key reused", "status": 422,
+    assert body == {"type": "about:blank", "title": "Unprocessable Content", "status": 422,
                     "detail": "This Idempotency-Key was used for a different request; use a new key.",
                     "instance": body["instance"]}
     assert count(session) == 1

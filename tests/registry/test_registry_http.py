@@ -562,3 +562,14 @@ def test_an_institution_client_may_not_change_capacity(client, token_for, sessio
     assert response.status_code == 403
     assert response.mimetype == PROBLEM_JSON
     assert count(session, Capacity) == before
+
+
+@pytest.mark.parametrize("code", ["GM0014\n", "GM\u0661\u0662\u0663\u0664", "GM00140", " GM0014"])
+def test_a_municipality_code_must_be_exactly_gm_and_four_ascii_digits(client, token_for, session, code):
+    before = count(session, Institution)
+    response = client.post("/v1/institutions", headers=token_for(Role.ADMIN),
+                           json={"name": "X", "sector": "other", "municipalityCode": code})
+    assert response.status_code == 400
+    assert response.json["errors"] == [{"pointer": "/municipalityCode",
+                                        "detail": "Use a CBS municipality code such as GM0014."}]
+    assert count(session, Institution) == before

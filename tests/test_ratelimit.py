@@ -1,0 +1,92 @@
+"""Rate limits per client, with RateLimit headers and a 429 problem; shared through Redis when configured."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis
+from flask_jwt_extended import create_access_token
+
+from service import create_app
+from service.auth import service as auth_service
+from service.auth.models import Role
+from service.http import PROBLEM_JSON
+from tests.factories import make_client
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _app(settings, connection, **overrides):  # type: ignore[no-untyped-def]
+    app = create_app(settings.with_overrides(**({"rate_limit": "3 per minute"} | overrides)))
+    app.extensions["database"]["sessionmaker"].configure(bind=connection, join_transaction_mode="create_savepoint")
+    return app
+
+
+def _bearer(app, session, role=Role.ADMIN):  # type: ignore[no-untyped-def]
+    client, _ = make_client(session, role=role)
+    with app.app_context():
+        token = create_access_token(identity=str(client.id), additional_claims=auth_service.token_claims(client))
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _exhaust(http, headers):  # type: ignore[no-untyped-def]
+    answers = [http.get("/v1/institutions", headers=headers) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    return answers
+
+
+def test_a_client_over_its_limit_gets_a_429_problem_with_retry_after(settings, connection, session):
+    app = _app(settings, connection)
+    answers = _exhaust(app.test_client(), _bearer(app, session))
+    assert [a.headers["RateLimit"].split(", ")[1] for a in answers[:3]] == [
+        "remaining=2", "remaining=1", "remaining=0"]
+    assert all(a.headers["RateLimit-Policy"] == "3;w=60" for a in answers)
+    refused = answers[3]
+    assert refused.mimetype == PROBLEM_JSON and refused.json["status"] == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["RateLimit"].startswith("limit=3, remaining=0, reset=")
+
+
+def test_limits_are_per_client(settings, connection, session):
+    app = _app(settings, connection)
+    http = app.test_client()
+    _exhaust(http, _bearer(app, session))
+    assert http.get("/v1/institutions", headers=_bearer(app, session)).status_code == 200
+
+
+def test_health_and_metrics_are_not_limited(settings, connection):
+    http = _app(settings, connection).test_client()
+    assert [http.get("/healthz").status_code for _ in range(6)] == [200] * 6
+
+
+@pytest.fixture
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.ConnectionError:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"Redis at {REDIS_URL} is required under CI=true")
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    return REDIS_URL
+
+
+def test_two_hosts_share_the_count_through_redis(settings, connection, session, redis_url):
+    # Counts are per client id, and every test's client is new: earlier runs cannot leak into this one.
+    first = _app(settings, connection, redis_url=redis_url)
+    second = _app(settings, connection, redis_url=redis_url)
+    headers = _bearer(first, session)
+    first_http, second_http = first.test_client(), second.test_client()
+    statuses = [first_http.get("/v1/institutions", headers=headers).status_code,
+                second_http.get("/v1/institutions", headers=headers).status_code,
+                first_http.get("/v1/institutions", headers=headers).status_code,
+                second_http.get("/v1/institutions", headers=headers).status_code]
+    assert statuses == [200, 200, 200, 429]
+
+
+def test_the_token_endpoint_has_a_tighter_limit_per_address(settings, connection):
+    app = _app(settings, connection, token_rate_limit="2 per minute")
+    http = app.test_client()
+    form = {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"}
+    statuses = [http.post("/v1/oauth/token", data=form).status_code for _ in range(3)]
+    assert statuses == [401, 401, 429]
