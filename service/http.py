@@ -104,10 +104,18 @@ def validation_errors(messages: Mapping[str, Any]) -> list[FieldError]:
             for error in field_errors(located, location=LOCATIONS.get(location, location))]
 
 
+# SQLSTATE classes that mean "not now" rather than "wrong": connection exceptions, a read-only transaction
+# (a standby, or default_transaction_read_only during maintenance), an operator intervention (shutdown).
+UNAVAILABLE_SQLSTATES = ("08", "25006", "57P")
+
+
 def _database_unavailable(exc: BaseException | None) -> bool:
     if isinstance(exc, OperationalError):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    return exc.connection_invalidated or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
 
 
 def problem_for_http_exception(error: HTTPException) -> Response:
@@ -132,11 +140,18 @@ def problem_for_http_exception(error: HTTPException) -> Response:
 
 
 def database_unavailable(exc: BaseException | None) -> Response:
-    read_only = "read-only" in str(getattr(exc, "orig", "") or "")
+    read_only = getattr(getattr(exc, "orig", None), "sqlstate", None) == "25006"
     log.warning("database unavailable (%s)", type(getattr(exc, "orig", exc)).__name__)
     detail = ("The register accepts no changes right now." if read_only
               else "The register's database is unavailable.") + " Nothing was recorded; retry later."
     return problem(503, detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+def _database_error(error: DBAPIError) -> Response:
+    """Unavailability is a 503 the client may retry; any other database error is a bug: a plain 500."""
+    if _database_unavailable(error):
+        return database_unavailable(error)
+    raise error
 
 
 def _domain_problem(error: DomainError) -> Response:
@@ -288,4 +303,4 @@ def init_app(app: Flask) -> None:
     app.before_request(_start_request)
     app.after_request(_finish_request)
     app.register_error_handler(DomainError, _domain_problem)
-    app.register_error_handler(OperationalError, database_unavailable)
+    app.register_error_handler(DBAPIError, _database_error)

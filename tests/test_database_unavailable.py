@@ -1,0 +1,52 @@
+"""A database that cannot take writes (read-only, a standby, maintenance) gives 503 with Retry-After, not 500."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from alembic import command
+from flask_jwt_extended import create_access_token
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.orm import Session
+
+from service import create_app
+from service.auth import service as auth_service
+from service.auth.models import Role
+from service.http import PROBLEM_JSON
+from service.operations import alembic_config
+from tests.factories import make_client
+
+
+@pytest.fixture
+def read_only_app(postgres_databases, settings):  # type: ignore[no-untyped-def]
+    url = postgres_databases.create()
+    command.upgrade(alembic_config(url), "head")
+    app = create_app(settings.with_overrides(database_url=url))
+    engine = create_engine(url)
+    with Session(engine, expire_on_commit=False) as session:
+        client, _ = make_client(session, role=Role.ADMIN)
+        session.commit()
+    with app.app_context():
+        token = create_access_token(identity=str(client.id), additional_claims=auth_service.token_claims(client))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        name = make_url(url).database
+        connection.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
+    engine.dispose()
+    app.extensions["database"]["engine"].dispose()  # new connections pick the setting up
+    yield app, {"Authorization": f"Bearer {token}"}
+    app.extensions["database"]["engine"].dispose()
+
+
+def test_writes_to_a_read_only_database_are_503_and_reads_go_on(read_only_app):
+    app, headers = read_only_app
+    http = app.test_client()
+
+    write = http.post("/v1/institutions", headers=headers,
+                      json={"name": f"X {secrets.token_hex(2)}", "sector": "other", "municipalityCode": "GM0014"})
+    read = http.get("/v1/institutions", headers=headers)
+
+    assert write.status_code == 503 and write.mimetype == PROBLEM_JSON
+    assert write.headers["Retry-After"] == "5"
+    assert "accepts no changes" in write.json["detail"] and "Traceback" not in write.get_data(as_text=True)
+    assert read.status_code == 200
