@@ -10,7 +10,9 @@ import os
 import secrets
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -19,7 +21,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_jwt_extended import create_access_token
 from sqlalchemy import create_engine, make_url, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -27,6 +29,7 @@ from service import create_app
 from service.auth import service as auth_service
 from service.auth.models import ApiClient, Role
 from service.config import Settings
+from service.db import make_engine
 from service.operations import alembic_config
 from tests.factories import make_client, make_institution, make_location
 
@@ -166,6 +169,42 @@ def token_for(app: Flask, session: Session):  # type: ignore[no-untyped-def]
         return {"Authorization": f"Bearer {token}"}
 
     return issue
+
+
+@dataclass
+class CommittingRegister:
+    """A migrated scratch PostgreSQL database and an app on it whose requests really commit (for concurrency)."""
+
+    app: Flask
+    engine: Engine
+    institution_id: uuid.UUID
+    location_id: str
+
+    def bearer(self, role: Role = Role.INSTITUTION, **scope: Any) -> tuple[uuid.UUID, dict[str, str]]:
+        """A new committed client of `role` (institution clients belong to the register's institution)."""
+        if role is Role.INSTITUTION:
+            scope.setdefault("institution_id", self.institution_id)
+        with Session(self.engine, expire_on_commit=False) as session:
+            client, _secret = make_client(session, role=role, **scope)
+            session.commit()
+        with self.app.app_context():
+            token = create_access_token(identity=str(client.id), additional_claims=auth_service.token_claims(client))
+        return client.id, {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def committing_register(postgres_databases: ScratchDatabases, settings: Settings) -> Iterator[CommittingRegister]:
+    url = postgres_databases.create()
+    command.upgrade(alembic_config(url), "head")
+    app = create_app(settings.with_overrides(database_url=url))
+    engine = make_engine(url)
+    with Session(engine, expire_on_commit=False) as session:
+        institution = make_institution(session)
+        location = make_location(session, institution)
+        session.commit()
+    yield CommittingRegister(app, engine, institution.id, str(location.id))
+    engine.dispose()
+    app.extensions["database"]["engine"].dispose()
 
 
 __all__ = ["make_client", "make_institution", "make_location"]

@@ -11,28 +11,18 @@ import datetime as dt
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from alembic import command
 from flask import Flask
-from flask_jwt_extended import create_access_token
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from service import create_app
 from service.audit.models import AccessEvent
 from service.audit.service import verify_chain
-from service.auth import service as auth_service
-from service.auth.models import Role
-from service.config import Settings
-from service.db import make_engine
 from service.incidents.models import Incident
-from service.operations import alembic_config
-from tests.conftest import ScratchDatabases
-from tests.factories import make_client, make_institution, make_location
+from tests.conftest import CommittingRegister
 
 THREADS, REQUESTS = 4, 25
 
@@ -46,21 +36,9 @@ class Register:
 
 
 @pytest.fixture
-def register(postgres_databases: ScratchDatabases, settings: Settings) -> Iterator[Register]:
-    url = postgres_databases.create()
-    command.upgrade(alembic_config(url), "head")
-    app = create_app(settings.with_overrides(database_url=url))
-    engine = make_engine(url)
-    with Session(engine, expire_on_commit=False) as session:
-        institution = make_institution(session)
-        location = make_location(session, institution)
-        client, _secret = make_client(session, role=Role.INSTITUTION, institution_id=institution.id)
-        session.commit()
-    with app.app_context():
-        token = create_access_token(identity=str(client.id), additional_claims=auth_service.token_claims(client))
-    yield Register(app, engine, str(location.id), {"Authorization": f"Bearer {token}"})
-    engine.dispose()
-    app.extensions["database"]["engine"].dispose()
+def register(committing_register: CommittingRegister) -> Register:
+    _client_id, headers = committing_register.bearer()
+    return Register(committing_register.app, committing_register.engine, committing_register.location_id, headers)
 
 
 def test_parallel_requests_append_one_event_each_to_a_valid_chain(register: Register) -> None:

@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import json
 import re
+import uuid
 from typing import Any
 
 import pytest
@@ -364,34 +365,16 @@ def test_without_a_token_an_export_is_401(client: FlaskClient) -> None:
 
 
 @pytest.fixture
-def committing(postgres_databases: Any, settings: Any) -> Any:
+def committing(committing_register: Any) -> Any:
     """A scratch PostgreSQL register whose requests really commit: (app, engine, location, institution and
     auditor headers)."""
-    from alembic import command
-    from flask_jwt_extended import create_access_token
+    from service.registry.models import Location as LocationModel
 
-    from service import create_app
-    from service.auth import service as auth_service
-    from service.db import make_engine
-    from service.operations import alembic_config
-    from tests.factories import make_client, make_institution, make_location
-
-    url = postgres_databases.create()
-    command.upgrade(alembic_config(url), "head")
-    app = create_app(settings.with_overrides(database_url=url))
-    engine = make_engine(url)
-    with Session(engine, expire_on_commit=False) as session:
-        institution = make_institution(session)
-        location = make_location(session, institution)
-        writer, _ = make_client(session, role=Role.INSTITUTION, institution_id=institution.id)
-        reader, _ = make_client(session, role=Role.AUDITOR, municipality_codes=["GM0014"])
-        session.commit()
-    with app.app_context():
-        headers = [{"Authorization": "Bearer " + create_access_token(
-            identity=str(c.id), additional_claims=auth_service.token_claims(c))} for c in (writer, reader)]
-    yield app, engine, location, headers[0], headers[1]
-    engine.dispose()
-    app.extensions["database"]["engine"].dispose()
+    with Session(committing_register.engine, expire_on_commit=False) as session:
+        location = session.get(LocationModel, uuid.UUID(committing_register.location_id))
+    _writer, writer_headers = committing_register.bearer()
+    _reader, reader_headers = committing_register.bearer(Role.AUDITOR, municipality_codes=["GM0014"])
+    return committing_register.app, committing_register.engine, location, writer_headers, reader_headers
 
 
 def test_the_logged_count_matches_the_streamed_rows_when_a_write_commits_meanwhile(

@@ -11,30 +11,22 @@ import datetime as dt
 import functools
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from alembic import command
 from flask import Flask
 from flask.testing import FlaskClient
-from flask_jwt_extended import create_access_token
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from service import create_app
-from service.auth import service as auth_service
 from service.auth.models import Role
-from service.config import Settings
-from service.db import make_engine
 from service.incidents.idempotency import _lock_id
 from service.incidents.models import IdempotencyKey, Incident
-from service.operations import alembic_config
-from tests.conftest import ScratchDatabases
-from tests.factories import make_client, make_institution, make_location
+from tests.conftest import CommittingRegister
 
 ROUNDS = 10
 
@@ -62,21 +54,10 @@ class Register:
 
 
 @pytest.fixture
-def register(postgres_databases: ScratchDatabases, settings: Settings) -> Iterator[Register]:
-    url = postgres_databases.create()
-    command.upgrade(alembic_config(url), "head")
-    app = create_app(settings.with_overrides(database_url=url))
-    engine = make_engine(url)
-    with Session(engine, expire_on_commit=False) as session:
-        institution = make_institution(session)
-        location = make_location(session, institution)
-        client, _secret = make_client(session, role=Role.INSTITUTION, institution_id=institution.id)
-        session.commit()
-    with app.app_context():
-        token = create_access_token(identity=str(client.id), additional_claims=auth_service.token_claims(client))
-    yield Register(app, engine, client.id, str(location.id), {"Authorization": f"Bearer {token}"})
-    engine.dispose()
-    app.extensions["database"]["engine"].dispose()
+def register(committing_register: CommittingRegister) -> Register:
+    client_id, headers = committing_register.bearer()
+    return Register(committing_register.app, committing_register.engine, client_id, committing_register.location_id,
+                    headers)
 
 
 def incident(location_id: str, reference: str) -> dict[str, Any]:
