@@ -109,7 +109,7 @@ def validation_errors(messages: Mapping[str, Any]) -> list[FieldError]:
 UNAVAILABLE_SQLSTATES = ("08", "25006", "57P")
 
 
-def _database_unavailable(exc: BaseException | None) -> bool:
+def database_is_unavailable(exc: BaseException | None) -> bool:
     if isinstance(exc, OperationalError):
         return True
     if not isinstance(exc, DBAPIError):
@@ -127,7 +127,7 @@ def problem_for_http_exception(error: HTTPException) -> Response:
     code = error.code or 500
     if isinstance(error, InternalServerError):
         original = getattr(error, "original_exception", None)
-        if _database_unavailable(original):
+        if database_is_unavailable(original):
             return database_unavailable(original)
         return problem(500, "The server could not complete the request. Quote the instance when reporting it.")
     if "messages" in data:
@@ -149,7 +149,7 @@ def database_unavailable(exc: BaseException | None) -> Response:
 
 def _database_error(error: DBAPIError) -> Response:
     """Unavailability is a 503 the client may retry; any other database error is a bug: a plain 500."""
-    if _database_unavailable(error):
+    if database_is_unavailable(error):
         return database_unavailable(error)
     raise error
 
@@ -244,7 +244,12 @@ def _start_request() -> None:
 
 
 def _finish_request(response: Response) -> Response:
-    db.finish(commit=response.status_code < 400)
+    try:
+        db.finish(commit=response.status_code < 400)
+    except DBAPIError as exc:
+        if not database_is_unavailable(exc):
+            raise
+        response = database_unavailable(exc)  # nothing was committed: the client may retry
     response.headers["API-Version"] = API_VERSION
     response.headers["X-Request-ID"] = g.get("request_id", "")
     response.headers.update(SECURITY_HEADERS)

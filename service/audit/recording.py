@@ -13,12 +13,13 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, json, request
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from service.audit.service import EventType, append_event, chain_key
 from service.auth.access import Caller
 from service.auth.models import Role
 from service.db import db
-from service.http import view_handler
+from service.http import database_is_unavailable, database_unavailable, view_handler
 from service.pagination import Page
 from service.registry.models import Institution
 
@@ -115,13 +116,20 @@ def _log_access(response: Response) -> Response:
     named = [str(v) for v in (request.view_args or {}).values() if isinstance(v, uuid.UUID)]
     records, count = g.get("audit_records", ([], None)) if not refused else (named, 0)
     caller: Caller | None = g.get("caller")
-    append_event(session, current_app.extensions["chain_key"], event_type=event_type,
-                 route=f"{request.method} {request.url_rule.rule if request.url_rule else request.path}",
-                 outcome=response.status_code, caller=caller, municipality_code=_municipality(caller),
-                 records=records, record_count=count, filters=_filters(event_type, refused),
-                 request_id=g.get("request_id"))
-    if refused:
-        session.commit()
+    try:
+        append_event(session, current_app.extensions["chain_key"], event_type=event_type,
+                     route=f"{request.method} {request.url_rule.rule if request.url_rule else request.path}",
+                     outcome=response.status_code, caller=caller, municipality_code=_municipality(caller),
+                     records=records, record_count=count, filters=_filters(event_type, refused),
+                     request_id=g.get("request_id"))
+        if refused:
+            session.commit()
+    except DBAPIError as exc:
+        if not database_is_unavailable(exc):
+            raise
+        # No access without its event: the answer is withheld (503) and the work rolled back.
+        session.rollback()
+        return database_unavailable(exc)
     return response
 
 
