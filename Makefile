@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SPECTRAL := npx --yes @stoplight/spectral-cli@6
 RULESET ?= ../shared/conformance/nl-api-design-rules.spectral.yaml
 
-.PHONY: run test fuzz lint openapi install clean
+.PHONY: run test fuzz lint openapi install clean faults load
 
 $(BIN)/risk-register: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -34,5 +34,11 @@ lint: install
 openapi: install
 	$(BIN)/risk-register openapi write
 
+faults: install
+	$(BIN)/python bench/faults.py
+
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache .hypothesis
+
+load: install
+	$(BIN)/python bench/load.py

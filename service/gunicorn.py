@@ -7,7 +7,10 @@ import os
 from typing import Any
 
 worker_class = "sync"
-timeout = 30  # a worker stuck longer than this is killed and replaced
+# A worker stuck longer than this (a slow client included: sync workers read the request themselves) is killed and
+# replaced. In production put a buffering reverse proxy (nginx, a load balancer) in front, so slow clients hold the
+# proxy's connections rather than one of the few workers.
+timeout = 30
 graceful_timeout = 20
 keepalive = 5
 limit_request_line = 4094
