@@ -13,7 +13,6 @@ Writes bench/results/ingest-loop-<date>.json.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import platform
@@ -22,12 +21,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
 from flask_jwt_extended import create_access_token
-from sqlalchemy import create_engine, event, make_url, text
+from scratch import scratch_database
+from sqlalchemy import event
 
 from service import create_app
 from service.auth import service as auth
@@ -47,25 +46,11 @@ def _body(location_id: str, n: int) -> dict[str, object]:
             "indicators": ["onlineGrooming"], "note": "benaderd bij de ingang", "followUp": {"meldcodeStep": 1}}
 
 
-@contextlib.contextmanager
-def scratch_database(server_url: str | None) -> Iterator[str]:
-    if not server_url:
-        yield f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
-        return
-    name = f"rr_bench_{secrets.token_hex(4)}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def main() -> None:
-    with scratch_database(sys.argv[1] if len(sys.argv) > 1 else None) as url:
+    if len(sys.argv) < 2:
+        run(f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3")
+        return
+    with scratch_database(sys.argv[1]) as url:
         run(url)
 
 
@@ -114,7 +99,8 @@ def run(url: str) -> None:
 
     # Same run, same database: single creates with the access-log hook removed, alternating to share the noise.
     bare = create_app(app.extensions["settings"])
-    bare.after_request_funcs[None] = [f for f in bare.after_request_funcs[None] if f.__name__ != "_log_access"]
+    hooks = bare.after_request_funcs[None]
+    bare.after_request_funcs[None] = [f for f in hooks if getattr(f, "__name__", "") != "_log_access"]
     bare_http = bare.test_client()
     with_log, without_log = [], []
     for round_ in range(3):

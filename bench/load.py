@@ -46,9 +46,10 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -176,25 +177,6 @@ def drive(cfg: dict[str, Any], indexes: list[int], ready: Any, go: Any, start_at
 
 
 # --- setup: database, seed, gunicorn, tokens --------------------------------------------------------------------
-
-@contextlib.contextmanager
-def scratch_database(server_url: str) -> Iterator[str]:
-    from sqlalchemy import create_engine, make_url, text
-
-    if make_url(server_url).host not in ("127.0.0.1", "localhost"):
-        raise SystemExit("only a PostgreSQL server on 127.0.0.1 may be used")
-    name = f"rr_load_{secrets.token_hex(4)}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        print(f"dropped {name}", file=sys.stderr)
-
 
 def seed(env: dict[str, str], incidents: int) -> dict[str, Any]:
     """Institutions, locations, clients and incidents over 18 months; returns client ids, secrets and locations."""
@@ -617,7 +599,7 @@ def main() -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="rr-load-"))
     try:
-        with scratch_database(args.server_url) as url:
+        with scratch_database(args.server_url, "rr_load") as url:
             result = run(args, url, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
