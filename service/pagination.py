@@ -51,28 +51,32 @@ class Page:
         return {"Link": f'<{request.base_url}?{urlencode(args)}>; rel="next"'}
 
 
-def _encode(values: tuple[dt.datetime, Any]) -> str:
-    raw = json.dumps([values[0].isoformat(), str(values[1])]).encode()
+def _encode(values: tuple[Any, ...]) -> str:
+    raw = json.dumps([v.isoformat() if isinstance(v, dt.datetime) else v if isinstance(v, int) else str(v)
+                      for v in values]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(cursor: str, ident_type: type) -> tuple[dt.datetime, Any]:
+def _decode(cursor: str, types: tuple[type, ...]) -> tuple[Any, ...]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        when, ident = json.loads(base64.urlsafe_b64decode(padded))
-        return dt.datetime.fromisoformat(when), ident_type(ident)
+        values = json.loads(base64.urlsafe_b64decode(padded))
+        if not isinstance(values, list) or len(values) != len(types):
+            raise ValueError("wrong shape")
+        return tuple(dt.datetime.fromisoformat(v) if t is dt.datetime else t(v) for t, v in zip(types, values,
+                                                                                               strict=True))
     except (ValueError, TypeError, binascii.Error) as exc:
         raise InvalidInput("The cursor is not one this service issued.",
                            errors=[FieldError("/cursor", "Not a valid cursor.", "query")]) from exc
 
 
-def paginate(session: Session, stmt: Select[Any], created_at: InstrumentedAttribute[dt.datetime],
-             ident: InstrumentedAttribute[Any], limit: int, cursor: str | None) -> Page:
-    """One page of `stmt` in (created_at, id) order, starting after `cursor`."""
+def paginate(session: Session, stmt: Select[Any], order: tuple[InstrumentedAttribute[Any], ...], limit: int,
+             cursor: str | None) -> Page:
+    """One page of `stmt` in the order of the `order` columns (together unique), starting after `cursor`."""
     if cursor:
-        stmt = stmt.where(tuple_(created_at, ident) > tuple_(*_decode(cursor, ident.type.python_type)))
-    rows = list(session.scalars(stmt.order_by(created_at, ident).limit(limit + 1)))
+        stmt = stmt.where(tuple_(*order) > tuple_(*_decode(cursor, tuple(c.type.python_type for c in order))))
+    rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
     if len(rows) <= limit:
         return Page(rows, None)
     last = rows[limit - 1]
-    return Page(rows[:limit], _encode((getattr(last, created_at.key), getattr(last, ident.key))))
+    return Page(rows[:limit], _encode(tuple(getattr(last, column.key) for column in order)))

@@ -35,7 +35,7 @@ class AuditEvents(MethodView):
         itself logged.
         """
         stmt = service.find_events(db.session, current_caller(), **filters)
-        page = paginate(db.session, stmt, AccessEvent.occurred_at, AccessEvent.seq, limit, cursor)
+        page = paginate(db.session, stmt, (AccessEvent.seq,), limit, cursor)
         return page, page.headers()
 
 

@@ -130,7 +130,7 @@ class Clients(MethodView):
     def get(self, limit: int, cursor: str | None = None, role: Role | None = None,
             active: bool | None = None) -> tuple[Any, dict[str, str]]:
         """List API clients"""
-        page = paginate(db.session, service.client_query(role, active), ApiClient.created_at, ApiClient.id,
+        page = paginate(db.session, service.client_query(role, active), (ApiClient.created_at, ApiClient.id),
                         limit, cursor)
         return page, page.headers()
 

@@ -194,7 +194,7 @@ def find_incidents(session: Session, caller: Caller, keys: IdentityKeys, *, limi
         stmt = stmt.where(Incident.occurred_at < occurred_to)
     if resident_ref is not None:
         stmt = stmt.where(Incident.resident_pseudonym == keys.resident(caller.institution_id, resident_ref))  # type: ignore[arg-type]
-    return paginate(session, stmt, Incident.recorded_at, Incident.id, limit, cursor)
+    return paginate(session, stmt, (Incident.recorded_at, Incident.id), limit, cursor)
 
 
 def check_version(incident: Incident, if_match: str | None) -> None:

@@ -33,8 +33,8 @@ class Institutions(MethodView):
 
         Admins see every institution; an institution client sees its own.
         """
-        page = paginate(db.session, service.visible_institutions(current_caller()), Institution.created_at,
-                        Institution.id, limit, cursor)
+        page = paginate(db.session, service.visible_institutions(current_caller()),
+                        (Institution.created_at, Institution.id), limit, cursor)
         return page, page.headers()
 
     @blp.arguments(InstitutionIn)
@@ -64,8 +64,8 @@ class Locations(MethodView):
         """List an institution's locations"""
         caller = current_caller()
         service.get_institution(db.session, caller, institutionId)
-        page = paginate(db.session, service.visible_locations(caller, institutionId), Location.created_at,
-                        Location.id, limit, cursor)
+        page = paginate(db.session, service.visible_locations(caller, institutionId),
+                        (Location.created_at, Location.id), limit, cursor)
         return page, page.headers()
 
     @blp.arguments(LocationIn)

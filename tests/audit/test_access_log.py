@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
@@ -504,6 +504,25 @@ def test_the_log_pages_with_a_cursor_in_the_link_header(
 
     assert seen == expected
     assert pages == 3
+
+
+def test_the_log_pages_in_append_order_even_when_clocks_disagree(
+        client: FlaskClient, session: Session, own: Party, log: Log, token_for: Any) -> None:
+    for _ in range(4):
+        client.get("/v1/incidents", headers=own.headers)
+    mine = [e for e in log.all() if e.client_id == own.client.id]
+    # The newest event says it happened first, as one from a host with a slow clock would.
+    session.execute(update(AccessEvent).where(AccessEvent.seq == mine[-1].seq)
+                    .values(occurred_at=mine[0].occurred_at - dt.timedelta(minutes=5)))
+    session.flush()
+    auditor = scoped_party(session, token_for, Role.AUDITOR)
+
+    first = client.get("/v1/audit-events", headers=auditor.headers,
+                       query_string={"clientId": str(own.client.id), "limit": 2})
+    rest = client.get("/v1/audit-events", headers=auditor.headers,
+                      query_string={"clientId": str(own.client.id), "limit": 50, "cursor": first.json["nextCursor"]})
+
+    assert _seqs(first) + _seqs(rest) == [e.seq for e in mine]
 
 
 def test_an_auditor_reads_only_the_events_of_its_municipalities(
