@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SPECTRAL := npx --yes @stoplight/spectral-cli@6
 RULESET ?= ../shared/conformance/nl-api-design-rules.spectral.yaml
 
-.PHONY: run test fuzz lint openapi install clean faults load
+.PHONY: run test fuzz lint openapi install clean faults load bench
 
 $(BIN)/risk-register: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -42,3 +42,6 @@ clean:
 
 load: install
 	$(BIN)/python bench/load.py
+
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
