@@ -178,6 +178,17 @@ def drive(cfg: dict[str, Any], indexes: list[int], ready: Any, go: Any, start_at
 
 # --- setup: database, seed, gunicorn, tokens --------------------------------------------------------------------
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a gunicorn master gracefully, then by force after 30 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def seed(env: dict[str, str], incidents: int) -> dict[str, Any]:
     """Institutions, locations, clients and incidents over 18 months; returns client ids, secrets and locations."""
     from alembic import command
@@ -431,13 +442,7 @@ def run(args: argparse.Namespace, database_url: str, work: Path) -> dict[str, An
     try:
         return measure(args, seeded, port, process, log, database_url, seed_seconds)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
         problems = log_problems(log)
         if problems:  # keep the evidence
             kept = args.output.with_suffix(".gunicorn.log")

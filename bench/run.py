@@ -28,7 +28,6 @@ import re
 import resource
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from load import (
     percentile,
     periods,
     rss_kib,
+    stop,
     system_busy,
     token,
 )
@@ -216,16 +216,6 @@ def start_gunicorn(env: dict[str, str], app: str, log: Path, extra: list[str]) -
             pass
         time.sleep(0.2)
     raise RuntimeError(f"gunicorn {app} did not become ready")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def worker_rss(master: int) -> dict[str, float]:

@@ -18,14 +18,10 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from service.auth.access import Caller
+from service.exports.schemas import COLUMNS
 from service.incidents.models import Incident
 from service.registry.models import Location
 from service.stats.periods import AMSTERDAM, Period
-
-COLUMNS = ("id", "institutionId", "locationId", "clientReference", "kind", "exploitationType", "residentAgeBand",
-           "indicators", "occurredAt", "recordedAt", "status", "version", "taxonomyVersion", "residentPseudonym",
-           "absenceEndedAt", "absenceWhereaboutsKnown", "absenceRiskLevel", "absenceReportedMissingToPolice",
-           "visitorEstimatedAgeBand", "visitorRelationClaimed", "meldcodeStep", "reportedTo", "reportedAt")
 
 
 @functools.cache

@@ -1,0 +1,38 @@
+"""The exported row: one shape for the NDJSON schema, the CSV column order and the OpenAPI document."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from service.schemas import CamelSchema
+
+
+class ExportRow(CamelSchema):
+    """One incident as exported: no note, no plate or phone fingerprint, the pseudonym re-keyed for exports."""
+
+    id = ma.fields.UUID(required=True)
+    institution_id = ma.fields.UUID(required=True)
+    location_id = ma.fields.UUID(required=True)
+    client_reference = ma.fields.String(required=True)
+    kind = ma.fields.String(required=True)
+    exploitation_type = ma.fields.String(required=True)
+    resident_age_band = ma.fields.String(required=True)
+    indicators = ma.fields.List(ma.fields.String(), required=True)
+    occurred_at = ma.fields.AwareDateTime(required=True)
+    recorded_at = ma.fields.AwareDateTime(required=True)
+    status = ma.fields.String(required=True)
+    version = ma.fields.Integer(required=True)
+    taxonomy_version = ma.fields.String(required=True)
+    resident_pseudonym = ma.fields.String(allow_none=True, required=True)
+    absence_ended_at = ma.fields.AwareDateTime(allow_none=True, required=True)
+    absence_whereabouts_known = ma.fields.Boolean(allow_none=True, required=True)
+    absence_risk_level = ma.fields.String(allow_none=True, required=True)
+    absence_reported_missing_to_police = ma.fields.Boolean(allow_none=True, required=True)
+    visitor_estimated_age_band = ma.fields.String(allow_none=True, required=True)
+    visitor_relation_claimed = ma.fields.String(allow_none=True, required=True)
+    meldcode_step = ma.fields.Integer(allow_none=True, required=True)
+    reported_to = ma.fields.List(ma.fields.String(), required=True)
+    reported_at = ma.fields.AwareDateTime(allow_none=True, required=True)
+
+
+COLUMNS = tuple(field.data_key for field in ExportRow().fields.values())
