@@ -9,6 +9,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base
 
+MEASURES = ("incidents", "step2", "step5", "reported")
+KEY_SUMS = {"incidents": "key_sum", "step2": "step2_key_sum", "step5": "step5_key_sum",
+            "reported": "reported_key_sum"}
+TOP = 3  # top contributions kept per measure: the largest dominance_n the disclosure rules allow
+TOPS = {measure: tuple(f"{measure}_top{i}" for i in range(1, TOP + 1)) for measure in MEASURES}
+
 
 class Rollup(Base):
     """Active incidents per (grain, bucket, location, kind, exploitation type, age band), with cell-key sums.
@@ -58,3 +64,69 @@ class ResidentRollup(Base):
     reported: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_resident_rollup_grain_period", "grain", "period"),)
+
+
+class UnitKeyed:
+    """The key of a unit summary: period type and period, level ('location' or 'institution'), the unit's id, and
+    the municipality it is restricted to ('' for an institution as a whole). First in both tables (sort_order)."""
+
+    period_type: Mapped[str] = mapped_column(String(7), primary_key=True, sort_order=-1)
+    period: Mapped[str] = mapped_column(String(8), primary_key=True, sort_order=-1)
+    level: Mapped[str] = mapped_column(String(11), primary_key=True, sort_order=-1)
+    unit: Mapped[str] = mapped_column(String(36), primary_key=True, sort_order=-1)
+    municipality_code: Mapped[str] = mapped_column(String(6), primary_key=True, sort_order=-1)
+
+
+class UnitTally(UnitKeyed, Base):
+    """A unit's released-ready summary per month, quarter and year, kept on write so hotspots read one row per unit.
+
+    Units are a location, an institution (`municipality_code` '') and an institution within one municipality (its
+    locations there). Pseudonyms are keyed per institution, so no resident is shared between institutions: a
+    municipality's or the country's summary is the merge of its institutions' rows (sums, and the largest of their
+    top contributions), which is exact. Per measure, `*_of_residents` is the part contributed by residents and
+    `*_top1..3` the largest contributions of single residents; `residents` counts residents with an active incident.
+    """
+
+    __tablename__ = "unit_tally"
+
+    incidents: Mapped[int] = mapped_column(Integer, default=0)
+    key_sum: Mapped[int] = mapped_column(Integer, default=0)
+    step2: Mapped[int] = mapped_column(Integer, default=0)
+    step2_key_sum: Mapped[int] = mapped_column(Integer, default=0)
+    step5: Mapped[int] = mapped_column(Integer, default=0)
+    step5_key_sum: Mapped[int] = mapped_column(Integer, default=0)
+    reported: Mapped[int] = mapped_column(Integer, default=0)
+    reported_key_sum: Mapped[int] = mapped_column(Integer, default=0)
+    residents: Mapped[int] = mapped_column(Integer, default=0)
+    residents_key_sum: Mapped[int] = mapped_column(Integer, default=0)
+    incidents_of_residents: Mapped[int] = mapped_column(Integer, default=0)
+    incidents_top1: Mapped[int] = mapped_column(Integer, default=0)
+    incidents_top2: Mapped[int] = mapped_column(Integer, default=0)
+    incidents_top3: Mapped[int] = mapped_column(Integer, default=0)
+    step2_of_residents: Mapped[int] = mapped_column(Integer, default=0)
+    step2_top1: Mapped[int] = mapped_column(Integer, default=0)
+    step2_top2: Mapped[int] = mapped_column(Integer, default=0)
+    step2_top3: Mapped[int] = mapped_column(Integer, default=0)
+    step5_of_residents: Mapped[int] = mapped_column(Integer, default=0)
+    step5_top1: Mapped[int] = mapped_column(Integer, default=0)
+    step5_top2: Mapped[int] = mapped_column(Integer, default=0)
+    step5_top3: Mapped[int] = mapped_column(Integer, default=0)
+    reported_of_residents: Mapped[int] = mapped_column(Integer, default=0)
+    reported_top1: Mapped[int] = mapped_column(Integer, default=0)
+    reported_top2: Mapped[int] = mapped_column(Integer, default=0)
+    reported_top3: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class UnitResident(UnitKeyed, Base):
+    """Incidents per resident pseudonym in each unit summary: what keeps `UnitTally`'s residents and tops exact.
+
+    Never leaves the database, and is never read by a statistics request: only writes and rebuilds read it.
+    """
+
+    __tablename__ = "unit_resident"
+
+    resident_pseudonym: Mapped[str] = mapped_column(String(64), primary_key=True)
+    incidents: Mapped[int] = mapped_column(Integer, default=0)
+    step2: Mapped[int] = mapped_column(Integer, default=0)
+    step5: Mapped[int] = mapped_column(Integer, default=0)
+    reported: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,6 +1,7 @@
 """Fixed statistical periods (ISO week, month, quarter, year), bucketed in Europe/Amsterdam.
 
-Rollups are kept per ISO week and per month; a quarter or a year is the union of its months.
+Cell rollups are kept per ISO week and per month, a quarter or a year being the union of its months; unit
+summaries are kept per month, quarter and year (UNIT_PERIOD_TYPES).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 WEEK, MONTH = "week", "month"
 PERIOD_TYPES = ("week", "month", "quarter", "year")
+UNIT_PERIOD_TYPES = ("month", "quarter", "year")
 DAYS_PER_MONTH = 365.25 / 12
 
 # ASCII digits only, matched whole: "2026-10\n" or full-width digits are not a period.
@@ -120,7 +122,7 @@ def local_day(moment: dt.datetime) -> dt.date:
     return moment.astimezone(AMSTERDAM).date()
 
 
-def buckets_of(moment: dt.datetime) -> dict[str, str]:
-    """The week and month buckets an incident that occurred at `moment` falls in (Amsterdam time)."""
+def labels_of(moment: dt.datetime) -> dict[str, str]:
+    """The label of each period type that `moment` falls in (Amsterdam time): week, month, quarter and year."""
     day = local_day(moment)
-    return {WEEK: _period("week", day).label, MONTH: _period("month", day).label}
+    return {period_type: _period(period_type, day).label for period_type in PERIOD_TYPES}

@@ -1,7 +1,14 @@
 """Keeping rollups in step with incidents, in the same transaction as the change that moves them.
 
-A new incident adds +1 to its cells; a retraction adds -1; a correction adds -1 to the old cells and +1 to the new.
-Deltas of a whole batch are summed per cell first, then written with one upsert per table.
+Two kinds, both written here and nowhere else:
+- cells (`incident_rollup`, `resident_rollup`): per week or month, location, kind, exploitation type and age band;
+  they answer filtered and broken-down statistics;
+- unit summaries (`unit_tally`, `unit_resident`): per month, quarter or year and unit, with distinct residents and
+  the largest contributions of single residents kept on write; they answer the unfiltered ones in one row per unit.
+
+A new incident adds +1 to its rows; a retraction -1; a correction -1 to the old rows and +1 to the new. Deltas of a
+whole batch are summed per row first, then written with one upsert per table, in sorted order, so concurrent
+writers lock rows in one order and cannot deadlock each other.
 """
 
 from __future__ import annotations
@@ -9,25 +16,33 @@ from __future__ import annotations
 import functools
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import case, delete, func, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.incidents.models import Incident, Status
-from service.stats.models import ResidentRollup, Rollup
-from service.stats.periods import buckets_of
+from service.registry.models import Location
+from service.stats.disclosure import resident_key
+from service.stats.models import KEY_SUMS, MEASURES, TOP, TOPS, ResidentRollup, Rollup, UnitResident, UnitTally
+from service.stats.periods import MONTH, UNIT_PERIOD_TYPES, WEEK, labels_of
+
+Table = type[Rollup] | type[ResidentRollup] | type[UnitTally] | type[UnitResident]
+UnitKey = tuple[str, str, str, str, str]  # period type, period, level, unit, municipality code ('' for all)
 
 
 @dataclass(frozen=True)
 class Counted:
-    """What the rollups know of an incident; taken before a correction so the old cells can be left."""
+    """What the rollups know of an incident; taken before a correction so the old rows can be left."""
 
     active: bool
+    institution_id: uuid.UUID
+    location_id: uuid.UUID
     cells: tuple[tuple[str, str, uuid.UUID, str, str, str], ...]
+    periods: tuple[tuple[str, str], ...]
     resident_pseudonym: str | None
     record_key: int
     measures: tuple[str, ...]
@@ -36,69 +51,197 @@ class Counted:
     def of(cls, incident: Incident) -> Counted:
         step = incident.meldcode_step or 0
         counted = {"incidents": True, "step2": step >= 2, "step5": step >= 5, "reported": bool(incident.reported_to)}
-        cells = tuple((grain, period, incident.location_id, incident.kind, incident.exploitation_type,
-                       incident.resident_age_band) for grain, period in buckets_of(incident.occurred_at).items())
-        return cls(incident.status is Status.ACTIVE, cells, incident.resident_pseudonym, incident.record_key,
-                   tuple(m for m, yes in counted.items() if yes))
+        labels = labels_of(incident.occurred_at)
+        cells = tuple((grain, labels[grain], incident.location_id, incident.kind, incident.exploitation_type,
+                       incident.resident_age_band) for grain in (WEEK, MONTH))
+        return cls(incident.status is Status.ACTIVE, incident.institution_id, incident.location_id, cells,
+                   tuple((t, labels[t]) for t in UNIT_PERIOD_TYPES), incident.resident_pseudonym,
+                   incident.record_key, tuple(m for m, yes in counted.items() if yes))
+
+    def units(self, municipality_code: str) -> Iterable[UnitKey]:
+        """The unit summaries it counts in: its location, its institution, and its institution in the municipality.
+
+        A location's municipality never changes (the registry has no such update), so it can be taken at write time.
+        """
+        location, institution = str(self.location_id), str(self.institution_id)
+        for period_type, period in self.periods:
+            yield period_type, period, "location", location, municipality_code
+            yield period_type, period, "institution", institution, ""
+            yield period_type, period, "institution", institution, municipality_code
 
 
-def _deltas(changes: Iterable[tuple[Counted, int]]) -> tuple[dict[tuple, Counter[str]], dict[tuple, Counter[str]]]:
-    cells: dict[tuple, Counter[str]] = defaultdict(Counter)
-    residents: dict[tuple, Counter[str]] = defaultdict(Counter)
+@dataclass
+class _Deltas:
+    cells: dict[tuple, Counter[str]]
+    residents: dict[tuple, Counter[str]]
+    units: dict[UnitKey, Counter[str]]
+    unit_residents: dict[tuple, Counter[str]]
+
+
+def _deltas(changes: Sequence[tuple[Counted, int]], municipalities: Mapping[uuid.UUID, str]) -> _Deltas:
+    deltas = _Deltas(defaultdict(Counter), defaultdict(Counter), defaultdict(Counter), defaultdict(Counter))
     for incident, sign in changes:
-        if not incident.active:
-            continue
-        for cell in incident.cells:
-            for measure in incident.measures:
-                key = "key_sum" if measure == "incidents" else f"{measure}_key_sum"
-                cells[cell][measure] += sign
-                cells[cell][key] += sign * incident.record_key
-                if incident.resident_pseudonym:
-                    residents[(*cell, incident.resident_pseudonym)][measure] += sign
-    return cells, residents
+        pseudonym = incident.resident_pseudonym
+        units = tuple(incident.units(municipalities[incident.location_id]))
+        for measure in incident.measures:
+            for cell in incident.cells:
+                deltas.cells[cell][measure] += sign
+                deltas.cells[cell][KEY_SUMS[measure]] += sign * incident.record_key
+                if pseudonym:
+                    deltas.residents[(*cell, pseudonym)][measure] += sign
+            for unit in units:
+                deltas.units[unit][measure] += sign
+                deltas.units[unit][KEY_SUMS[measure]] += sign * incident.record_key
+                if pseudonym:
+                    deltas.units[unit][f"{measure}_of_residents"] += sign
+                    deltas.unit_residents[(*unit, pseudonym)][measure] += sign
+    return deltas
 
 
-def _columns(table: type[Rollup] | type[ResidentRollup]) -> tuple[list[str], list[str]]:
+def _columns(table: Table) -> tuple[list[str], list[str]]:
     keys = [column.name for column in table.__table__.primary_key.columns]
     return keys, [c.name for c in table.__table__.columns if c.name not in keys]
 
 
 @functools.cache
-def _upsert_statement(dialect_name: str, table: type[Rollup] | type[ResidentRollup]) -> Any:
+def _upsert_statement(dialect_name: str, table: Table, returning: tuple[str, ...] = ()) -> Any:
     """INSERT ... ON CONFLICT DO UPDATE adding the deltas; built once per dialect and table (it is on the hot path)."""
     keys, values = _columns(table)
-    stmt = (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
-    return stmt.on_conflict_do_update(index_elements=keys,
-                                      set_={v: getattr(table, v) + getattr(stmt.excluded, v) for v in values})
+    stmt = (postgresql if dialect_name == "postgresql" else sqlite).insert(table.__table__)
+    stmt = stmt.on_conflict_do_update(index_elements=keys,
+                                      set_={v: table.__table__.c[v] + stmt.excluded[v] for v in values})
+    return stmt.returning(*[table.__table__.c[c] for c in (*keys, *returning)]) if returning else stmt
 
 
-def _upsert(session: Session, table: type[Rollup] | type[ResidentRollup], deltas: dict[tuple, Counter[str]]) -> None:
+def _upsert(session: Session, table: Table, deltas: Mapping[tuple, Counter[str]],
+            returning: tuple[str, ...] = ()) -> dict[tuple, dict[str, int]]:
+    """Add the deltas; with `returning`, every row is written (zero deltas too) and its values after the change
+    are returned by key."""
     keys, values = _columns(table)
-    # Sorted, so concurrent transactions lock rows in one order and cannot deadlock each other.
     rows = [dict(zip(keys, cell, strict=True)) | {v: delta.get(v, 0) for v in values}
-            for cell, delta in sorted(deltas.items(), key=lambda item: tuple(map(str, item[0]))) if any(delta.values())]
-    if rows:
-        session.execute(_upsert_statement(session.get_bind().dialect.name, table), rows)
+            for cell, delta in sorted(deltas.items(), key=lambda item: tuple(map(str, item[0])))
+            if returning or any(delta.values())]
+    if not rows:
+        return {}
+    result = session.execute(_upsert_statement(session.get_bind().dialect.name, table, returning), rows)
+    if not returning:
+        return {}
+    return {tuple(row[: len(keys)]): dict(zip(returning, row[len(keys):], strict=True)) for row in result}
+
+
+def _next_tops(tops: list[int], old: int, new: int) -> list[int] | None:
+    """The TOP largest contributions after one resident's went from `old` to `new`; None when only a recount can say.
+
+    `tops` is descending and padded with zeros; everything outside it is at most its smallest value. A contribution
+    from outside that grows past the smallest takes its place; one from within (a tie with the smallest counts as
+    within) is replaced by its new value, unless that falls below the smallest: then a contribution from outside
+    the top, which these values do not show, may take its place.
+    """
+    smallest = tops[-1]
+    if new == old or (old < smallest and new <= smallest):
+        return tops
+    if old < smallest:
+        return sorted([*tops[:-1], new], reverse=True)
+    if old not in tops or new < smallest:
+        return None
+    rest = tops.copy()
+    rest.remove(old)
+    return sorted([*rest, new], reverse=True)
+
+
+def _tops_after(before: Mapping[str, int], moves: Sequence[tuple[dict[str, int], dict[str, int]]]
+                ) -> dict[str, int] | None:
+    """A unit's top columns after its residents' moves (before, after), one at a time; None if a recount is needed."""
+    tops: dict[str, int] = {}
+    for measure in MEASURES:
+        values: list[int] | None = [before[c] for c in TOPS[measure]]
+        for old, new in moves:
+            values = _next_tops(values, old[measure], new[measure]) if values is not None else None
+        if values is None:
+            return None
+        tops |= dict(zip(TOPS[measure], values, strict=True))
+    return tops
+
+
+def _recounted_tops(session: Session, keys: Sequence[UnitKey]) -> dict[UnitKey, dict[str, int]]:
+    """The largest contributions per measure, counted again from `unit_resident` for these units."""
+    key_columns = [UnitResident.__table__.c[c] for c in _columns(UnitTally)[0]]
+    ranked = select(*key_columns, *[UnitResident.__table__.c[m] for m in MEASURES], *[
+        func.row_number().over(partition_by=key_columns, order_by=UnitResident.__table__.c[m].desc()).label(f"{m}_rank")
+        for m in MEASURES]).where(tuple_(*key_columns).in_(keys)).subquery()
+    found: dict[UnitKey, dict[str, int]] = {key: dict.fromkeys(c for m in MEASURES for c in TOPS[m]) for key in keys}
+    for row in session.execute(select(*[ranked.c[c.name] for c in key_columns], *[
+            func.max(case((ranked.c[f"{m}_rank"] == i + 1, ranked.c[m]), else_=0))
+            for m in MEASURES for i in range(TOP)]).group_by(*[ranked.c[c.name] for c in key_columns])):
+        found[tuple(row[: len(key_columns)])] = dict(zip([c for m in MEASURES for c in TOPS[m]],
+                                                          row[len(key_columns):], strict=True))
+    return {key: {c: v or 0 for c, v in tops.items()} for key, tops in found.items()}
+
+
+def _summarise(session: Session, units: dict[UnitKey, Counter[str]], unit_residents: dict[tuple, Counter[str]]) -> None:
+    """Write the unit summaries: counts add up; distinct residents and top contributions follow each resident's
+    contribution before and after the change (read back from `unit_resident`, whose rows this transaction locks)."""
+    after = _upsert(session, UnitResident, unit_residents, returning=MEASURES) if unit_residents else {}
+    moves: dict[UnitKey, list[tuple[dict[str, int], dict[str, int]]]] = defaultdict(list)
+    for (*key, pseudonym), delta in unit_residents.items():
+        new = after.get((*key, pseudonym))
+        if new is None:
+            continue  # all deltas zero: nothing was written
+        old = {m: new[m] - delta[m] for m in MEASURES}
+        unit = tuple(key)
+        if (old["incidents"] > 0) != (new["incidents"] > 0):
+            sign = 1 if new["incidents"] > 0 else -1
+            units[unit]["residents"] += sign
+            units[unit]["residents_key_sum"] += sign * resident_key(pseudonym)
+        moves[unit].append((old, new))  # type: ignore[index]
+    current = _upsert(session, UnitTally, units, returning=tuple(c for m in MEASURES for c in TOPS[m]))
+    changed: dict[UnitKey, dict[str, int]] = {}
+    recount = []
+    for unit, pairs in moves.items():
+        tops = _tops_after(current[unit], pairs)
+        if tops is None:
+            recount.append(unit)
+        elif any(current[unit][c] != v for c, v in tops.items()):
+            changed[unit] = tops
+    if recount:
+        changed |= _recounted_tops(session, recount)
+    if changed:
+        keys = _columns(UnitTally)[0]
+        session.execute(update(UnitTally), [dict(zip(keys, unit, strict=True)) | tops
+                                            for unit, tops in sorted(changed.items())])
 
 
 def apply(session: Session, changes: Iterable[tuple[Counted, int]]) -> None:
     """Add each (incident as counted, +1 or -1) to the rollups; retracted incidents count nowhere."""
-    cells, residents = _deltas(changes)
-    _upsert(session, Rollup, cells)
-    _upsert(session, ResidentRollup, residents)
+    counted = [(incident, sign) for incident, sign in changes if incident.active]
+    if not counted:
+        return
+    municipalities = dict(session.execute(select(Location.id, Location.municipality_code).where(
+        Location.id.in_({incident.location_id for incident, _ in counted}))).all())
+    deltas = _deltas(counted, municipalities)
+    _upsert(session, Rollup, deltas.cells)
+    _upsert(session, ResidentRollup, deltas.residents)
+    _summarise(session, deltas.units, deltas.unit_residents)
 
 
 def prune(session: Session) -> None:
-    """Drop cells whose counts are all zero: after a purge nothing may remain of the purged residents."""
-    for table in (ResidentRollup, Rollup):
+    """Drop rows whose counts are all zero: after a purge nothing may remain of the purged residents."""
+    for table in (ResidentRollup, Rollup, UnitResident, UnitTally):
         _keys, values = _columns(table)
         session.execute(delete(table).where(*[getattr(table, v) == 0 for v in values]))
 
 
 def rebuild(session: Session, chunk: int = 5000) -> int:
-    """Recompute every rollup from the incidents (after a restore, a purge, or to check the incremental path)."""
-    session.execute(delete(ResidentRollup))
-    session.execute(delete(Rollup))
+    """Recompute every rollup from the active incidents (after a restore or a purge, or to check the write path).
+
+    On PostgreSQL in set-based SQL (`_REBUILD`); elsewhere through `apply`, a chunk of incidents at a time.
+    """
+    for table in (ResidentRollup, Rollup, UnitResident, UnitTally):
+        session.execute(delete(table))
+    if session.get_bind().dialect.name == "postgresql":
+        for statement in _REBUILD:
+            session.execute(text(statement))
+        return session.scalar(select(func.count()).select_from(Incident).where(Incident.status == Status.ACTIVE)) or 0
     count, last_id = 0, None
     while True:
         stmt = select(Incident).where(Incident.status == Status.ACTIVE).order_by(Incident.id).limit(chunk)
@@ -110,3 +253,64 @@ def rebuild(session: Session, chunk: int = 5000) -> int:
         apply(session, ((Counted.of(incident), +1) for incident in incidents))
         count, last_id = count + len(incidents), incidents[-1].id
         session.expunge_all()
+
+
+# The rebuild on PostgreSQL. `counted` is every active incident with its local period labels and the measures it
+# counts in (as Counted.of); the statements fill the four tables as `apply` would, summed in one pass each.
+_COUNTED = """
+WITH local AS (
+    SELECT i.*, l.municipality_code, i.occurred_at AT TIME ZONE 'Europe/Amsterdam' AS moment
+    FROM incident i JOIN location l ON l.id = i.location_id WHERE i.status = 'active'
+), counted AS (
+    SELECT *, 1 AS incidents,
+           CASE WHEN coalesce(meldcode_step, 0) >= 2 THEN 1 ELSE 0 END AS step2,
+           CASE WHEN coalesce(meldcode_step, 0) >= 5 THEN 1 ELSE 0 END AS step5,
+           CASE WHEN json_typeof(reported_to) = 'array' AND json_array_length(reported_to) > 0 THEN 1 ELSE 0 END
+               AS reported
+    FROM local
+)"""
+_CELLS = """
+CROSS JOIN LATERAL (VALUES ('week', to_char(moment, 'IYYY-"W"IW')), ('month', to_char(moment, 'YYYY-MM')))
+    AS b(grain, period)"""
+_UNITS = """
+CROSS JOIN LATERAL (VALUES ('month', to_char(moment, 'YYYY-MM')), ('quarter', to_char(moment, 'YYYY-"Q"Q')),
+                           ('year', to_char(moment, 'YYYY'))) AS p(period_type, period)
+CROSS JOIN LATERAL (VALUES ('location', location_id::text, municipality_code),
+                           ('institution', institution_id::text, ''),
+                           ('institution', institution_id::text, municipality_code)) AS u(level, unit, municipality)"""
+_SUMS = ("sum(incidents), sum(record_key), sum(step2), sum(step2 * record_key), "
+         "sum(step5), sum(step5 * record_key), sum(reported), sum(reported * record_key)")
+_RANKS = ", ".join(f"row_number() OVER (PARTITION BY period_type, period, level, unit, municipality_code "
+                   f"ORDER BY {m} DESC) AS {m}_rank" for m in MEASURES)
+_RESIDENT_SUMS = ", ".join(
+    f"sum({m}) AS {m}_of_residents, " + ", ".join(f"max(CASE WHEN {m}_rank = {i} THEN {m} ELSE 0 END) AS {top}"
+                                                  for i, top in enumerate(TOPS[m], start=1))
+    for m in MEASURES)
+_RESIDENT_COLUMNS = ", ".join(f"coalesce(r.{c}, 0)" for c in (
+    "residents", "residents_key_sum", *(c for m in MEASURES for c in (f"{m}_of_residents", *TOPS[m]))))
+_REBUILD = (  # fixed fragments only: nothing from input is formatted into them
+    f"""INSERT INTO incident_rollup {_COUNTED}
+    SELECT b.grain, b.period, location_id, kind, exploitation_type, resident_age_band, {_SUMS}
+    FROM counted {_CELLS} GROUP BY 1, 2, 3, 4, 5, 6""",  # noqa: S608
+    f"""INSERT INTO resident_rollup {_COUNTED}
+    SELECT b.grain, b.period, location_id, kind, exploitation_type, resident_age_band, resident_pseudonym,
+           sum(incidents), sum(step2), sum(step5), sum(reported)
+    FROM counted {_CELLS} WHERE resident_pseudonym IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7""",  # noqa: S608
+    f"""INSERT INTO unit_resident {_COUNTED}
+    SELECT p.period_type, p.period, u.level, u.unit, u.municipality, resident_pseudonym,
+           sum(incidents), sum(step2), sum(step5), sum(reported)
+    FROM counted {_UNITS} WHERE resident_pseudonym IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6""",  # noqa: S608
+    f"""INSERT INTO unit_tally {_COUNTED}, tallied AS (
+        SELECT p.period_type, p.period, u.level, u.unit, u.municipality AS municipality_code, {_SUMS}
+        FROM counted {_UNITS} GROUP BY 1, 2, 3, 4, 5
+    ), ranked AS (
+        SELECT *, get_byte(sha256(convert_to(resident_pseudonym, 'UTF8')), 0) AS resident_key, {_RANKS}
+        FROM unit_resident
+    ), residents AS (
+        SELECT period_type, period, level, unit, municipality_code, count(*) AS residents,
+               sum(resident_key) AS residents_key_sum, {_RESIDENT_SUMS}
+        FROM ranked GROUP BY 1, 2, 3, 4, 5
+    )
+    SELECT t.*, {_RESIDENT_COLUMNS}
+    FROM tallied t LEFT JOIN residents r USING (period_type, period, level, unit, municipality_code)""",  # noqa: S608
+)

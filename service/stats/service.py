@@ -2,8 +2,12 @@
 
 Every figure is read from the rollups (rows in proportion to units and periods) and released cell by cell:
 a cell's key is its records' key sum mod 256, totals are cells of their own, and rates, ratios and shares are
-computed from released values only. Scope lives in `_in_scope`: an analyst's query never leaves its
-municipalities.
+computed from released values only. Scope lives in `_in_scope` and `_single_scope`: an analyst's query never
+leaves its municipalities.
+
+`tallies` reads the unit summaries (one row per unit) whenever they answer the question: no kind or exploitation
+type filter, no breakdown, a month, quarter or year, grouping by location, institution or municipality, and a scope
+of the whole country or one municipality. Anything else is summed from the cell rollups. Both give the same tally.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scipy.stats import binomtest
 from sqlalchemy import Select, func, literal, select
 from sqlalchemy.orm import Session
 
@@ -26,8 +29,8 @@ from service.incidents.models import Incident, Status
 from service.registry.models import Capacity, Institution, Location
 from service.stats.disclosure import Cell, DisclosureRules, ptable_version, rate, release, resident_key
 from service.stats.funnel import eb_estimates, funnel_band, overdispersion
-from service.stats.models import ResidentRollup, Rollup
-from service.stats.periods import AMSTERDAM, DAYS_PER_MONTH, Period
+from service.stats.models import KEY_SUMS, MEASURES, TOP, TOPS, ResidentRollup, Rollup, UnitTally
+from service.stats.periods import AMSTERDAM, DAYS_PER_MONTH, UNIT_PERIOD_TYPES, Period
 from service.taxonomy.service import load_taxonomy
 
 PER_PLACES = 10  # rates are per 10 places per month
@@ -35,9 +38,9 @@ TREND_SIGNIFICANCE = 0.05
 MIN_UNITS_FOR_OVERDISPERSION = 10  # winsorising at the 10th and 90th percentiles needs a dozen units or so
 GROUPS = ("institution", "location", "postcode4", "municipality")
 BREAKDOWNS = {"kind": "kind", "exploitationType": "exploitation_type", "ageBand": "age_band"}
-MEASURES = ("incidents", "step2", "step5", "reported")
-KEY_SUMS = {"incidents": "key_sum", "step2": "step2_key_sum", "step5": "step5_key_sum",
-            "reported": "reported_key_sum"}
+# What a tally counts besides its measures' top contributions: every non-key, non-top column of a unit summary.
+SUMMED = tuple(c.name for c in UnitTally.__table__.columns
+               if not c.primary_key and c.name not in {t for tops in TOPS.values() for t in tops})
 
 
 @dataclass(frozen=True)
@@ -62,22 +65,38 @@ class Unit:
 
 @dataclass
 class Tally:
-    """Raw counts and key sums of one cell, and its residents' contributions; never released as such."""
+    """One cell or unit: counts and key sums (`SUMMED`) and, per measure, the largest contributions of single
+    residents (descending, at most TOP). Never released as such."""
 
     counts: Counter[str] = field(default_factory=Counter)
-    residents: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    tops: dict[str, list[int]] = field(default_factory=dict)
+
+    def merge(self, other: Tally) -> None:
+        """Add a tally of other residents (another institution's): counts add up, the largest stay the largest."""
+        self.counts.update(other.counts)
+        for measure, values in other.tops.items():
+            self.tops[measure] = sorted([*self.tops.get(measure, []), *values], reverse=True)[:TOP]
 
     def released(self, measure: str, rules: DisclosureRules) -> Cell:
         count = self.counts[measure]
-        by_resident = sorted((c[measure] for c in self.residents.values() if c[measure] > 0), reverse=True)
         # Incidents without a resident are contributors of one each (the NK rule of official statistics).
-        without = count - sum(by_resident)
-        top = (by_resident + [1] * max(without, 0))[: rules.dominance_n]
-        return release(count, self.counts[KEY_SUMS[measure]] % 256, top, rules)
+        without = min(max(count - self.counts[f"{measure}_of_residents"], 0), rules.dominance_n)
+        top = sorted([c for c in self.tops.get(measure, []) if c > 0] + [1] * without, reverse=True)
+        return release(count, self.counts[KEY_SUMS[measure]] % 256, top[: rules.dominance_n], rules)
 
     def released_residents(self, rules: DisclosureRules) -> Cell:
-        present = [pseudonym for pseudonym, c in self.residents.items() if c["incidents"] > 0]
-        return release(len(present), sum(resident_key(p) for p in present) % 256, [1] if present else [], rules)
+        present = self.counts["residents"]
+        return release(present, self.counts["residents_key_sum"] % 256, [1] if present else [], rules)
+
+
+def _of_residents(residents: Mapping[str, Counter[str]], measures: Sequence[str]) -> Tally:
+    """The resident part of a tally from each resident's contributions."""
+    present = [pseudonym for pseudonym, c in residents.items() if c["incidents"] > 0]
+    tally = Tally(Counter({"residents": len(present), "residents_key_sum": sum(resident_key(p) for p in present)}))
+    for measure in measures:
+        tally.counts[f"{measure}_of_residents"] = sum(c[measure] for c in residents.values())
+        tally.tops[measure] = sorted((c[measure] for c in residents.values() if c[measure] > 0), reverse=True)[:TOP]
+    return tally
 
 
 def _unit_column(group_by: str) -> Any:
@@ -145,31 +164,82 @@ def _filtered(stmt: Select[Any], table: Any, caller: Caller, query: Query, perio
     return stmt
 
 
+def _single_scope(caller: Caller, query: Query) -> str | None:
+    """'' for the whole country, a municipality code for one municipality, None for several."""
+    if query.municipality_code is not None:
+        return query.municipality_code
+    if caller.national:
+        return ""
+    return caller.municipality_codes[0] if len(caller.municipality_codes) == 1 else None
+
+
+def _summarised(session: Session, caller: Caller, query: Query, period: Period, *, by_unit: bool,
+                breakdown: str | None) -> dict[tuple[str, ...], Tally] | None:
+    """Tallies from the unit summaries, or None when they do not answer this question."""
+    scope = _single_scope(caller, query)
+    if (scope is None or breakdown or query.kind is not None or query.exploitation_type is not None
+            or period.type not in UNIT_PERIOD_TYPES or (by_unit and query.group_by == "postcode4")):
+        return None
+    table = UnitTally.__table__.c
+    stmt = select(UnitTally.__table__).where(table.period_type == period.type, table.period == period.label)
+    if by_unit and query.group_by == "location":
+        stmt, key = stmt.where(table.level == "location"), table.unit
+        if scope:
+            stmt = stmt.where(table.municipality_code == scope)
+    elif by_unit and query.group_by == "municipality":
+        # A municipality is the merge of its institutions' parts in it.
+        stmt, key = stmt.where(table.level == "institution", table.municipality_code != ""), table.municipality_code
+        if scope:
+            stmt = stmt.where(table.municipality_code == scope)
+    else:
+        # The institutions in the scope ('' is each institution as a whole); the scope's total is their merge.
+        stmt, key = stmt.where(table.level == "institution", table.municipality_code == scope), table.unit
+    found: dict[tuple[str, ...], Tally] = defaultdict(Tally)
+    for row in session.execute(stmt).mappings():
+        found[(row[key.name],) if by_unit else ()].merge(
+            Tally(Counter({c: row[c] for c in SUMMED}), {m: [row[c] for c in TOPS[m]] for m in MEASURES}))
+    return found
+
+
 def tallies(session: Session, caller: Caller, query: Query, period: Period,
             measures: Sequence[str] = ("incidents",), *, by_unit: bool = True,
             breakdown: str | None = None) -> dict[tuple[str, ...], Tally]:
     """Tallies per unit (and breakdown value), or one tally for the whole scope when by_unit is False."""
+    summarised = _summarised(session, caller, query, period, by_unit=by_unit, breakdown=breakdown)
+    if summarised is not None:
+        return summarised
+    return _summed(session, caller, query, period, measures, by_unit=by_unit, breakdown=breakdown)
+
+
+def _summed(session: Session, caller: Caller, query: Query, period: Period, measures: Sequence[str], *,
+            by_unit: bool, breakdown: str | None) -> dict[tuple[str, ...], Tally]:
+    """Tallies summed from the cell rollups: any filter, breakdown, period and scope."""
     grouping = ([_unit_column(query.group_by)] if by_unit else []) + (
         [getattr(Rollup, BREAKDOWNS[breakdown])] if breakdown else [])
     sums = [func.sum(getattr(Rollup, m)) for m in measures] + [func.sum(getattr(Rollup, KEY_SUMS[m])) for m in measures]
-    found: dict[tuple[str, ...], Tally] = defaultdict(Tally)
+    counts: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
     stmt = _filtered(select(*grouping, *sums), Rollup, caller, query, period)
     for row in session.execute(stmt.group_by(*grouping) if grouping else stmt):
         key = tuple(str(v) for v in row[: len(grouping)])
         values = row[len(grouping):]
         for i, measure in enumerate(measures):
-            found[key].counts[measure] = int(values[i] or 0)
-            found[key].counts[KEY_SUMS[measure]] = int(values[len(measures) + i] or 0)
+            counts[key][measure] = int(values[i] or 0)
+            counts[key][KEY_SUMS[measure]] = int(values[len(measures) + i] or 0)
     resident_grouping = ([_unit_column(query.group_by)] if by_unit else []) + (
         [getattr(ResidentRollup, BREAKDOWNS[breakdown])] if breakdown else [])
     stmt = _filtered(select(*resident_grouping, ResidentRollup.resident_pseudonym,
                             *[func.sum(getattr(ResidentRollup, m)) for m in measures]),
                      ResidentRollup, caller, query, period)
+    residents: dict[tuple[str, ...], dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     for row in session.execute(stmt.group_by(*resident_grouping, ResidentRollup.resident_pseudonym)):
         key = tuple(str(v) for v in row[: len(resident_grouping)])
         pseudonym, values = row[len(resident_grouping)], row[len(resident_grouping) + 1:]
         for i, measure in enumerate(measures):
-            found[key].residents[pseudonym][measure] = int(values[i] or 0)
+            residents[key][pseudonym][measure] = int(values[i] or 0)
+    found: dict[tuple[str, ...], Tally] = {}
+    for key in counts.keys() | residents.keys():
+        found[key] = _of_residents(residents.get(key, {}), measures)
+        found[key].counts.update(counts.get(key, Counter()))
     return found
 
 
@@ -211,6 +281,8 @@ def _trend(now: Mapping[str, Any], before: Mapping[str, Any]) -> str:
         return "unknown"
     if count + previous == 0:
         return "flat"
+    from scipy.stats import binomtest  # imported when first needed: scipy costs a worker tens of MiB
+
     share = now["places"] / (now["places"] + before["places"])
     if binomtest(count, count + previous, share).pvalue >= TREND_SIGNIFICANCE:
         return "flat"

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from service.stats.periods import Period, buckets_of, parse_period, period_range
+from service.stats.periods import Period, labels_of, parse_period, period_range
 
 TODAY = dt.date(2026, 11, 28)
 
@@ -117,15 +117,20 @@ def test_a_year_with_53_iso_weeks_has_week_53():
     # An offset other than UTC is converted, not taken at face value.
     (dt.datetime(2026, 7, 1, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=5))), "2026-W27", "2026-06"),
 ])
-def test_buckets_are_taken_in_amsterdam_time(moment, week, month):
-    assert buckets_of(moment) == {"week": week, "month": month}
+def test_labels_are_taken_in_amsterdam_time(moment, week, month):
+    labels = labels_of(moment)
+
+    assert (labels["week"], labels["month"]) == (week, month)
+    assert labels["quarter"] == f"{month[:4]}-Q{(int(month[5:]) + 2) // 3}"
+    assert labels["year"] == month[:4]
 
 
 def test_a_moment_falls_in_the_period_whose_buckets_hold_it():
     moment = dt.datetime(2026, 6, 30, 22, 30, tzinfo=dt.UTC)
 
-    assert buckets_of(moment)["month"] in parsed("2026-Q3").buckets
-    assert buckets_of(moment)["month"] not in parsed("2026-Q2").buckets
+    assert labels_of(moment)["month"] in parsed("2026-Q3").buckets
+    assert labels_of(moment)["month"] not in parsed("2026-Q2").buckets
+    assert labels_of(moment)["quarter"] == "2026-Q3"
 
 
 def test_a_range_holds_every_period_from_first_to_last():

@@ -17,7 +17,8 @@ from service.incidents import service as incidents
 from service.incidents.models import Incident, Status
 from service.registry.models import Location
 from service.stats import rollups
-from service.stats.models import ResidentRollup, Rollup
+from service.stats.disclosure import resident_key
+from service.stats.models import ResidentRollup, Rollup, UnitResident, UnitTally
 from service.stats.periods import AMSTERDAM
 from tests.factories import make_institution, make_location
 from tests.stats.factories import KEYS, caller_of, incident_values, seed
@@ -63,7 +64,7 @@ histories = st.tuples(st.lists(specs, min_size=1, max_size=6), changes)
 def rollup_rows(session: Session) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
     """Both rollup tables as {primary key: values}, leaving out rows whose every value is zero."""
     found = {}
-    for table in (Rollup, ResidentRollup):
+    for table in (Rollup, ResidentRollup, UnitTally, UnitResident):
         keys = [c.name for c in table.__table__.primary_key.columns]
         values = [c.name for c in table.__table__.columns if c.name not in keys]
         rows = session.execute(select(*table.__table__.columns)).mappings()
@@ -88,6 +89,40 @@ def recounted(session: Session) -> dict[tuple[Any, ...], Counter[str]]:
                     cell[measure] += 1
                     cell["key_sum" if measure == "incidents" else f"{measure}_key_sum"] += incident.record_key
     return cells
+
+
+def recounted_units(session: Session) -> dict[tuple[Any, ...], tuple[int, ...]]:
+    """unit_tally as computed here from the active incidents, independently of the service's rollup code."""
+    municipality = dict(session.execute(select(Location.id, Location.municipality_code)).all())
+    counts: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
+    residents: dict[tuple[Any, ...], dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+    for incident in session.scalars(select(Incident).where(Incident.status == Status.ACTIVE)):
+        day = incident.occurred_at.astimezone(AMSTERDAM).date()
+        code, step = municipality[incident.location_id], incident.meldcode_step or 0
+        for period in (("month", f"{day.year}-{day.month:02d}"), ("quarter", f"{day.year}-Q{(day.month + 2) // 3}"),
+                       ("year", str(day.year))):
+            for unit in (("location", str(incident.location_id), code),
+                         ("institution", str(incident.institution_id), ""),
+                         ("institution", str(incident.institution_id), code)):
+                key = (*period, *unit)
+                for measure, counted in (("incidents", True), ("step2", step >= 2), ("step5", step >= 5),
+                                         ("reported", bool(incident.reported_to))):
+                    if counted:
+                        counts[key][measure] += 1
+                        counts[key]["key_sum" if measure == "incidents" else f"{measure}_key_sum"] += \
+                            incident.record_key
+                        if incident.resident_pseudonym:
+                            counts[key][f"{measure}_of_residents"] += 1
+                            residents[key][incident.resident_pseudonym][measure] += 1
+    for key, by_resident in residents.items():
+        counts[key]["residents"] = len(by_resident)
+        counts[key]["residents_key_sum"] = sum(resident_key(p) for p in by_resident)
+        for measure in ("incidents", "step2", "step5", "reported"):
+            largest = [*sorted((c[measure] for c in by_resident.values() if c[measure]), reverse=True), 0, 0, 0]
+            for i in range(3):
+                counts[key][f"{measure}_top{i + 1}"] = largest[i]
+    values = [c.name for c in UnitTally.__table__.columns if not c.primary_key]
+    return {key: tuple(c[v] for v in values) for key, c in counts.items()}
 
 
 def active_count(session: Session) -> int:
@@ -138,8 +173,10 @@ def spec_values(spec: dict[str, Any], locations: list[Location]) -> dict[str, An
 
 @pytest.fixture
 def locations(session) -> list[Location]:  # type: ignore[no-untyped-def]
+    """Three locations of one institution, the third in another municipality than the institution's."""
     institution = make_institution(session)
-    return [make_location(session, institution) for _ in range(3)]
+    return [make_location(session, institution), make_location(session, institution),
+            make_location(session, institution, municipality_code="GM0363")]
 
 
 @settings(max_examples=25, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -166,6 +203,7 @@ def test_incremental_rollups_equal_a_rebuild_after_any_sequence_of_changes(sessi
 
         incremental = rollup_rows(session)
         assert incremental["incident_rollup"] == as_rows(recounted(session))
+        assert incremental["unit_tally"] == recounted_units(session)
         rebuilt_count = rollups.rebuild(session, chunk=3)
         assert rollup_rows(session) == incremental
         assert rebuilt_count == active_count(session)
@@ -211,7 +249,7 @@ def test_a_retracted_incident_leaves_every_rollup(session, locations):
     assert set(after["incident_rollup"].values()) == {(1, kept.record_key) * 4}
     assert {k[-1] for k in after["resident_rollup"]} == {kept.resident_pseudonym}
     incidents.retract_incident(session, caller_of(locations[0].institution_id), kept.id, REASON)
-    assert rollup_rows(session) == {"incident_rollup": {}, "resident_rollup": {}}
+    assert rollup_rows(session) == {"incident_rollup": {}, "resident_rollup": {}, "unit_tally": {}, "unit_resident": {}}
 
 
 def test_a_correction_moves_an_incident_between_cells(session, locations):
@@ -266,4 +304,4 @@ def test_rebuild_returns_the_number_of_active_incidents_and_reproduces_the_rollu
 
 def test_rebuild_of_nothing_empties_the_rollups(session, locations):
     assert rollups.rebuild(session) == 0
-    assert rollup_rows(session) == {"incident_rollup": {}, "resident_rollup": {}}
+    assert rollup_rows(session) == {"incident_rollup": {}, "resident_rollup": {}, "unit_tally": {}, "unit_resident": {}}

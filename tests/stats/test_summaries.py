@@ -1,0 +1,92 @@
+"""The unit summaries answer exactly what summing the cell rollups answers, for every grouping, scope and period.
+
+The register below is built to break a wrong merge: an institution with locations in two municipalities, residents
+who move between locations (and municipalities) within a quarter, incidents without a resident, several steps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import pytest
+
+from service.auth.access import NATIONAL, Caller
+from service.auth.models import Role
+from service.stats import service
+from service.stats.models import KEY_SUMS, MEASURES
+from service.stats.periods import parse_period
+from tests.factories import make_institution, make_location
+from tests.stats.factories import seed
+
+TODAY = dt.date(2026, 11, 28)
+
+
+def analyst(*codes: str) -> Caller:
+    return Caller(uuid.uuid4(), Role.ANALYST, None, codes)
+
+
+@pytest.fixture
+def register(session) -> None:  # type: ignore[no-untyped-def]
+    north, south = make_institution(session, municipality_code="GM0014"), make_institution(session)
+    spread = [make_location(session, north), make_location(session, north, municipality_code="GM0363"),
+              make_location(session, north, municipality_code="GM0363", postcode4="1012")]
+    single = make_location(session, south)
+    movers = ["R-move-1", "R-move-2", None, "R-stay"]
+    for i, location in enumerate(spread):
+        seed(session, location, 9 + i, residents=movers, meldcode_step=(2, 5, None)[i], reported=i == 1)
+        seed(session, location, 4, occurred_at=dt.datetime(2026, 8, 3, 12, tzinfo=dt.UTC), residents=movers[:2])
+    seed(session, single, 14, residents=["R-move-1", "R-south", None], meldcode_step=5, reported=True)
+
+
+def comparable(tallies: dict[tuple[str, ...], Any]) -> dict[tuple[str, ...], dict[str, Any]]:
+    """What a tally releases from: per measure its count, key sum, resident part and top contributions."""
+    found = {}
+    for key, tally in tallies.items():
+        values: dict[str, Any] = {"residents": tally.counts["residents"],
+                                  "residents_key_sum": tally.counts["residents_key_sum"]}
+        for m in MEASURES:
+            values |= {m: tally.counts[m], KEY_SUMS[m]: tally.counts[KEY_SUMS[m]],
+                       f"{m}_of_residents": tally.counts[f"{m}_of_residents"],
+                       f"{m}_tops": [v for v in tally.tops.get(m, []) if v > 0]}
+        if any(v for v in values.values()):
+            found[key] = values
+    return found
+
+
+@pytest.mark.parametrize("period", ["2026-04", "2026-Q2", "2026-Q3", "2026"])
+@pytest.mark.parametrize("group_by", ["location", "institution", "municipality"])
+@pytest.mark.parametrize("codes", [(NATIONAL,), ("GM0014",), ("GM0363",)])
+@pytest.mark.parametrize("by_unit", [True, False])
+def test_summaries_equal_the_sum_of_cells(session, register, period, group_by, codes, by_unit):
+    caller, query, fixed = analyst(*codes), service.Query(group_by), parse_period(period, TODAY)
+
+    summarised = service._summarised(session, caller, query, fixed, by_unit=by_unit, breakdown=None)
+    summed = service._summed(session, caller, query, fixed, MEASURES, by_unit=by_unit, breakdown=None)
+
+    assert summarised is not None
+    assert comparable(summarised) == comparable(summed)
+    assert comparable(summed)  # the register has incidents in every period asked
+
+
+def test_the_summaries_count_a_resident_who_moved_once(session, register):
+    caller, query = analyst(NATIONAL), service.Query("institution")
+
+    [whole] = service._summarised(session, caller, query, parse_period("2026-Q2", TODAY), by_unit=False,
+                                  breakdown=None).values()
+
+    # Residents are R-move-1 and R-move-2 at the north institution's three locations, R-stay there, and R-move-1
+    # and R-south at the south one: the same reference at another institution is another resident.
+    assert whole.counts["residents"] == 5
+
+
+@pytest.mark.parametrize(("codes", "query", "period"), [
+    (("GM0014", "GM0363"), service.Query("institution"), "2026-Q2"),  # several municipalities
+    ((NATIONAL,), service.Query("postcode4"), "2026-Q2"),
+    ((NATIONAL,), service.Query("institution", kind="absence"), "2026-Q2"),
+    ((NATIONAL,), service.Query("institution"), "2026-W20"),
+])
+def test_questions_the_summaries_do_not_answer_are_summed_from_cells(session, codes, query, period):
+    assert service._summarised(session, analyst(*codes), query, parse_period(period, TODAY), by_unit=True,
+                               breakdown=None) is None
