@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 
 from alembic import command
+from flask import Flask
 from flask_jwt_extended import create_access_token
 from scratch import scratch_database
 from sqlalchemy import event
@@ -54,7 +55,8 @@ def main() -> None:
         run(url)
 
 
-def run(url: str) -> None:
+def prepare(url: str) -> tuple[Flask, str, str]:
+    """Migrate the database at `url`, seed one institution with a location and a client: (app, token, location)."""
     command.upgrade(alembic_config(url), "head")
     app = create_app(Settings(environment="test", instance_path=Path(tempfile.mkdtemp()), database_url=url,
                               token_secret=secrets.token_hex(32), pseudonym_master_key=secrets.token_bytes(32),
@@ -70,6 +72,11 @@ def run(url: str) -> None:
         token = create_access_token(identity=str(client.id), additional_claims=auth.token_claims(client))
         location_id = str(location.id)
         db.finish(commit=True)
+    return app, token, location_id
+
+
+def run(url: str) -> None:
+    app, token, location_id = prepare(url)
     http = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
 
