@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response, current_app, json, request
 from flask.views import MethodView
 
-from service.audit.recording import audited
+from service.audit.recording import audited, touched
 from service.audit.service import EventType
 from service.auth.access import current_caller, requires
 from service.auth.models import Role
@@ -56,18 +56,25 @@ def _etag(incident: Incident) -> dict[str, str]:
 def _record(items: list[dict[str, Any]], headers: dict[str, Any], *, batch: bool) -> Response:
     """Record once per Idempotency-Key and answer 201 with the stored JSON (replays answer the same bytes)."""
     caller = current_caller()
+    recorded: list[Incident] = []
 
     def work() -> tuple[int, Any]:
-        incidents = service.record_incidents(db.session, caller, items, _keys(), batch=batch)
-        return 201, (BATCH_OUT.dump({"items": incidents}) if batch else INCIDENT_OUT.dump(incidents[0]))
+        recorded.extend(service.record_incidents(db.session, caller, items, _keys(), batch=batch))
+        return 201, (BATCH_OUT.dump({"items": recorded}) if batch else INCIDENT_OUT.dump(recorded[0]))
 
-    fingerprint = request_hash(request_hash_key(current_app.extensions["settings"].pseudonym_master_key),
-                               request.method, request.path, request.get_json())
-    outcome = run_once(db.session, caller.client_id, headers.get("idempotency_key"), fingerprint, work)
+    key = headers.get("idempotency_key")
+    # Only a keyed request is ever compared with another: unkeyed ones need no (keyed) hash of their body.
+    fingerprint = "" if key is None else request_hash(
+        request_hash_key(current_app.extensions["settings"].pseudonym_master_key), request.method, request.path,
+        request.get_json())
+    outcome = run_once(db.session, caller.client_id, key, fingerprint, work)
     response = current_app.response_class(outcome.body, status=outcome.status, mimetype="application/json")
+    if recorded:
+        # The access event names what was recorded; a replay's event is read from the stored response instead.
+        touched([str(incident.id) for incident in recorded], len(recorded))
     if not batch:
-        body = json.loads(outcome.body)
-        response.headers.update({"Location": f"/v1/incidents/{body['id']}", "ETag": f'"{body["version"]}"'})
+        first = {"id": recorded[0].id, "version": recorded[0].version} if recorded else json.loads(outcome.body)
+        response.headers.update({"Location": f"/v1/incidents/{first['id']}", "ETag": f'"{first["version"]}"'})
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response

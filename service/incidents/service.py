@@ -7,15 +7,17 @@ another's incidents (they are simply not found).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, inspect, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from service.auth.access import Caller
 from service.config import Settings
@@ -121,7 +123,7 @@ def _check_locations(session: Session, caller: Caller, location_ids: Sequence[uu
         raise InvalidInput("Some locations are not this institution's.", errors=errors)
 
 
-def _check_client_references(session: Session, caller: Caller, references: Sequence[str], pointer: Any) -> None:
+def _check_repeats(references: Sequence[str], pointer: Any) -> None:
     seen: dict[str, int] = {}
     repeated = []
     for i, reference in enumerate(references):
@@ -130,9 +132,14 @@ def _check_client_references(session: Session, caller: Caller, references: Seque
         seen.setdefault(reference, i)
     if repeated:
         raise InvalidInput("A clientReference appears twice in the batch.", errors=repeated)
-    existing = dict(session.execute(
-        incidents_for(caller).with_only_columns(Incident.client_reference, Incident.id)
-        .where(Incident.client_reference.in_(references))).all())
+
+
+def _refuse_recorded(session: Session, caller: Caller, references: Sequence[str], pointer: Any,
+                     new: Sequence[uuid.UUID] = ()) -> None:
+    """Raise Conflict naming the items whose clientReference the institution already has (other than `new`)."""
+    stmt = incidents_for(caller).with_only_columns(Incident.client_reference, Incident.id) \
+        .where(Incident.client_reference.in_(references))
+    existing = dict(session.execute(stmt.where(Incident.id.not_in(new)) if new else stmt).all())
     if existing:
         raise Conflict(
             "An incident with this clientReference is already recorded.",
@@ -143,6 +150,36 @@ def _check_client_references(session: Session, caller: Caller, references: Seque
         )
 
 
+def _check_client_references(session: Session, caller: Caller, references: Sequence[str], pointer: Any) -> None:
+    _check_repeats(references, pointer)
+    _refuse_recorded(session, caller, references, pointer)
+
+
+@functools.cache
+def _insert_new(dialect_name: str) -> Any:
+    """An INSERT (run for all rows at once) that skips, rather than fails on, a clientReference already recorded:
+    its row count tells whether any was, so the check costs no statement of its own when none was. No RETURNING:
+    that would make one giant multi-VALUES statement that psycopg re-parses on every batch. Built once per
+    dialect (it is on the hot path)."""
+    table = Incident.__table__
+    stmt = (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
+    return stmt.on_conflict_do_nothing(index_elements=[table.c.institution_id, table.c.client_reference]) \
+        .execution_options(preserve_rowcount=True)  # SQLAlchemy keeps an INSERT's row count only when asked
+
+
+_INCIDENTS = inspect(Incident).class_manager
+
+
+def _as_incident(row: dict[str, Any]) -> Incident:
+    """The inserted row as an Incident for the rollups and the response, made persistent once added to the
+    session (later reads in this transaction get this object, as after a flush). Filled the way the ORM fills a
+    loaded row, straight into its dict: the constructor's instrumented setattr cost as much as the INSERT."""
+    incident = _INCIDENTS.new_instance()
+    incident.__dict__.update(row)
+    make_transient_to_detached(incident)
+    return incident
+
+
 def record_incidents(session: Session, caller: Caller, items: Sequence[Mapping[str, Any]], keys: IdentityKeys,
                      *, batch: bool = False) -> list[Incident]:
     """Record validated incidents, all or none, with a fixed number of statements whatever their count."""
@@ -151,20 +188,27 @@ def record_incidents(session: Session, caller: Caller, items: Sequence[Mapping[s
         return f"/items/{i}/{field}" if batch else f"/{field}"
 
     _check_locations(session, caller, [item["location_id"] for item in items], pointer)
-    _check_client_references(session, caller, [item["client_reference"] for item in items], pointer)
+    references = [item["client_reference"] for item in items]
+    _check_repeats(references, pointer)
     now, version = utcnow(), load_taxonomy().version
-    incidents = [
-        Incident(id=uuid.uuid4(), institution_id=caller.institution_id, recorded_at=now, status=Status.ACTIVE,
-                 version=1, taxonomy_version=version, record_key=secrets.randbelow(256),
-                 **_columns(item, keys, caller.institution_id))  # type: ignore[arg-type]
-        for item in items
-    ]
-    session.add_all(incidents)
+    rows = [{"id": uuid.uuid4(), "institution_id": caller.institution_id, "recorded_at": now,
+             "status": Status.ACTIVE, "version": 1, "taxonomy_version": version,
+             "record_key": secrets.randbelow(256), "retracted_at": None, **_columns(item, keys, caller.institution_id)}
+            for item in items]
+    dialect = session.get_bind().dialect
     try:
-        session.flush()
+        result = session.execute(_insert_new(dialect.name), rows if len(rows) > 1 else rows[0])
     except IntegrityError as exc:
-        # A concurrent request recorded the same clientReference between our check and our insert.
         raise Conflict("An incident with this clientReference was recorded concurrently; retry.") from exc
+    counted = len(rows) == 1 or dialect.supports_sane_multi_rowcount
+    if not counted or result.rowcount != len(rows):  # type: ignore[attr-defined]
+        # Some were recorded before (or by a concurrent request that committed first): name them. The rows this
+        # statement did insert go with the refused request's rollback.
+        _refuse_recorded(session, caller, references, pointer, new=[row["id"] for row in rows])
+        if counted:
+            raise Conflict("An incident with this clientReference was recorded concurrently; retry.")
+    incidents = [_as_incident(row) for row in rows]
+    session.add_all(incidents)
     rollups.apply(session, ((Counted.of(incident), +1) for incident in incidents))
     return incidents
 
