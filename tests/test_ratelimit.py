@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import pytest
 import redis
@@ -53,6 +55,22 @@ def test_limits_are_per_client(settings, connection, session):
     http = app.test_client()
     _exhaust(http, _bearer(app, session))
     assert http.get("/v1/institutions", headers=_bearer(app, session)).status_code == 200
+
+
+def test_counting_in_memory_starts_no_thread_per_request(settings, connection, session, monkeypatch):
+    app = _app(settings, connection, rate_limit="5 per minute")
+    http, headers = app.test_client(), _bearer(app, session)
+    http.get("/v1/institutions", headers=headers)  # the storage exists from here on
+    started: list[threading.Thread] = []
+    original = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda thread: started.append(thread) or original(thread))
+
+    answers = [http.get("/v1/institutions", headers=headers).status_code for _ in range(5)]
+    time.sleep(0.02)  # past the 10 ms a stock expiry timer lives, so the next hit would start another
+    answers.append(http.get("/v1/institutions", headers=headers).status_code)
+
+    assert answers == [200, 200, 200, 200, 429, 429]
+    assert started == []
 
 
 def test_health_and_metrics_are_not_limited(settings, connection):
