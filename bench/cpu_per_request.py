@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--singles", type=int, default=300)
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--profile", choices=["single", "batch"], help="cProfile that phase (stats to stderr)")
+    parser.add_argument("--worker-gc", action="store_true",
+                        help="tune garbage collection as gunicorn workers do (service/gunicorn.py)")
     parser.add_argument("--profile-file", help="also save the raw cProfile stats here (for pstats)")
     args = parser.parse_args()
     with scratch_database(args.server_url, prefix="rr_cpu") as url:
@@ -63,6 +65,10 @@ def main() -> None:
 
 def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
     app, token, location_id = prepare(url)
+    if args.worker_gc:
+        from service.gunicorn import tune_garbage_collection
+
+        tune_garbage_collection()
     http = app.test_client()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     rng = random.Random(7)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -25,3 +26,22 @@ def child_exit(_server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+# The cyclic garbage collector took ~18% of a 500-incident batch's CPU (issue 6): at the default threshold of 700
+# allocations it ran every few hundred rows, each time walking every object the batch still held. Requests leave
+# little cyclic garbage (reference counting frees the rest), so collecting young objects every 20,000 allocations
+# keeps memory flat while the batch path stops paying for it.
+GC_THRESHOLDS = (20_000, 20, 50)
+
+
+def tune_garbage_collection() -> None:
+    """Freeze what the app allocated while loading (never garbage; no collection walks it again), and collect
+    young objects less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def post_worker_init(_worker: Any) -> None:
+    tune_garbage_collection()
