@@ -122,7 +122,8 @@ def generate(database_url: str, incidents: int, master_key: bytes, key_version: 
     engine = create_engine(database_url)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    with Session(engine) as session:
+    # Not expired on commit: the registry's objects are read after the session has closed.
+    with Session(engine, expire_on_commit=False) as session:
         spots = registry(session, rng, first_day)
         session.commit()
         timings["registrySeconds"] = round(time.perf_counter() - started, 2)
@@ -155,9 +156,10 @@ def generate(database_url: str, incidents: int, master_key: bytes, key_version: 
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("VACUUM ANALYZE incident"))
         connection.execute(text("VACUUM ANALYZE incident_rollup"))
-        connection.execute(text("VACUUM ANALYZE resident_rollup"))
+        for table in ("resident_rollup", "unit_tally", "unit_resident"):
+            connection.execute(text(f"VACUUM ANALYZE {table}"))
         sizes = {t: connection.execute(text(f"SELECT count(*) FROM {t}")).scalar()  # noqa: S608 - fixed names
-                 for t in ("incident", "incident_rollup", "resident_rollup")}
+                 for t in ("incident", "incident_rollup", "resident_rollup", "unit_tally", "unit_resident")}
     timings["analyzeSeconds"] = round(time.perf_counter() - started, 2)
     engine.dispose()
     by_institution: dict[str, list[str]] = {}

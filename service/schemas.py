@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import marshmallow as ma
 
 
@@ -15,9 +18,21 @@ class FullMatch(ma.validate.Regexp):
         return value
 
 
+@functools.cache
 def camelcase(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+def camelised(value: Any) -> Any:
+    """`value` with every mapping key in camelCase: what a CamelSchema dump of it gives when the schema names every
+    key and the values already have their wire types. For responses of thousands of fields (statistics), where a
+    field-by-field dump costs more than computing them; tests compare the two for every such response."""
+    if isinstance(value, dict):
+        return {camelcase(key): camelised(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [camelised(item) for item in value]
+    return value
 
 
 class CamelSchema(ma.Schema):

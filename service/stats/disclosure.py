@@ -143,8 +143,14 @@ def round_to_base(count: int, key: int) -> int:
 def is_dominated(count: int, top_contributions: Sequence[int], rules: DisclosureRules) -> bool:
     """Return True when the `dominance_n` largest contributors account for more than `dominance_share` of `count`."""
     top = sum(sorted(top_contributions, reverse=True)[: rules.dominance_n])
-    # Fraction of the decimal text: 0.57 * 100 must compare as 57, not 56.99999999999999.
-    return top > Fraction(str(rules.dominance_share)) * count
+    share = _exact(rules.dominance_share)
+    return top * share.denominator > share.numerator * count
+
+
+@functools.cache
+def _exact(share: float) -> Fraction:
+    """The share as its decimal text says: 0.57 * 100 must compare as 57, not 56.99999999999999."""
+    return Fraction(str(share))
 
 
 def release(count: int, key: int, top_contributions: Sequence[int], rules: DisclosureRules) -> Cell:
@@ -161,7 +167,7 @@ def release(count: int, key: int, top_contributions: Sequence[int], rules: Discl
     """
     if count < 0:
         raise ValueError(f"count must be non-negative, got {count}")
-    if any(c < 1 for c in top_contributions) or sum(top_contributions) > count:
+    if min(top_contributions, default=1) < 1 or sum(top_contributions) > count:
         raise ValueError("contributions must be positive and cannot add up to more than the count")
     if count == 0:
         return Cell(0, False)

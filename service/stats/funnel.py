@@ -100,6 +100,63 @@ def funnel_band(observed: float, expected: float, phi: float = 1.0) -> str:
     return "within"
 
 
+def funnel_bands(observed: Sequence[int], expected: Sequence[float], phi: float = 1.0) -> list[str]:
+    """funnel_band for many units at once and without root finding, for integer counts.
+
+    By the identities in poisson_limits, an integer O lies above the exact upper limit exactly when
+    gammainc(O, E) < (1 - p) / 2, and below the lower one exactly when gammaincc(O + 1, E) < (1 - p) / 2; with
+    phi > 1 it must also lie beyond the normal limits E -/+ z sqrt(phi E) (funnel_limits takes the wider of the two).
+    """
+    o = np.asarray(observed, dtype=float)
+    e = np.asarray(expected, dtype=float)
+    if o.shape != e.shape or np.any(e <= 0) or np.any(o < 0) or np.any(o != np.round(o)):
+        raise ValueError("counts must be non-negative integers and every expected count positive")
+
+    def beyond(p: float) -> tuple[np.ndarray, np.ndarray]:
+        tail = _check_level(p)
+        above = (o > 0) & (special.gammainc(np.maximum(o, 1), e) < tail)
+        below = special.gammaincc(o + 1, e) < tail
+        if phi > 1:
+            spread = stats.norm.ppf(1 - tail) * np.sqrt(phi * e)
+            above &= o > e + spread
+            below &= o < np.maximum(e - spread, 0.0)
+        return above, below
+
+    above998, below998 = beyond(0.998)
+    above95, below95 = beyond(0.95)
+    return [BANDS[4] if a998 else BANDS[3] if a95 else BANDS[0] if b998 else BANDS[1] if b95 else BANDS[2]
+            for a998, a95, b998, b95 in zip(above998, above95, below998, below95, strict=True)]
+
+
+def rate_change_pvalues(counts: Sequence[int], previous: Sequence[int], shares: Sequence[float]) -> list[float]:
+    """Two-sided p-values of the exact conditional test of two Poisson rates, for many units at once.
+
+    Given n = count + previous, count ~ Binomial(n, share) when the rates are equal (share: this period's part of
+    the two exposures). The p-value is scipy.stats.binomtest(count, n, share).pvalue: the probability of every
+    outcome no more likely than the one observed (relative tolerance 1e-7). The outcome on the other side of the
+    mode where the tail starts is found by a bisection over all units together.
+    """
+    k = np.asarray(counts, dtype=np.int64)
+    n = k + np.asarray(previous, dtype=np.int64)
+    p = np.asarray(shares, dtype=float)
+    if np.any(k < 0) or np.any(n < k) or np.any((p <= 0) | (p >= 1)):
+        raise ValueError("counts must be non-negative and shares in (0, 1)")
+    d = stats.binom.pmf(k, n, p) * (1 + 1e-7)
+    mode = n * p
+    low = k < mode
+    # Below the mode: the first outcome above it at most as likely (n + 1 if none); above: the last one below it.
+    lo = np.where(low, np.ceil(mode), -1).astype(np.int64)
+    hi = np.where(low, n + 1, np.floor(mode)).astype(np.int64)
+    while np.any(lo < hi):
+        mid = np.where(low, (lo + hi) // 2, (lo + hi + 1) // 2)
+        unlikely = stats.binom.pmf(mid, n, p) <= d
+        hi = np.where(low & unlikely, mid, np.where(~low & ~unlikely, mid - 1, hi))
+        lo = np.where(low & ~unlikely, mid + 1, np.where(~low & unlikely, mid, lo))
+    pvalues = np.where(low, stats.binom.cdf(k, n, p) + stats.binom.sf(lo - 1, n, p),
+                       stats.binom.sf(k - 1, n, p) + stats.binom.cdf(lo, n, p))
+    return [float(v) for v in np.where(k == mode, 1.0, np.minimum(pvalues, 1.0))]
+
+
 def overdispersion(observed: Sequence[float], expected: Sequence[float]) -> float:
     """Return the overdispersion factor phi from 10% winsorised Poisson z-scores (Spiegelhalter, 2005), not floored.
 

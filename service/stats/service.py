@@ -13,22 +13,24 @@ of the whole country or one municipality. Anything else is summed from the cell 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import statistics
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, func, literal, select
+from sqlalchemy import Date, Integer, Select, case, func, literal, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from service.auth.access import Caller
 from service.errors import Forbidden
 from service.incidents.models import Incident, Status
 from service.registry.models import Capacity, Institution, Location
 from service.stats.disclosure import Cell, DisclosureRules, ptable_version, rate, release, resident_key
-from service.stats.funnel import eb_estimates, funnel_band, overdispersion
+from service.stats.funnel import eb_estimates, funnel_bands, overdispersion, rate_change_pvalues
 from service.stats.models import KEY_SUMS, MEASURES, TOP, TOPS, ResidentRollup, Rollup, UnitTally
 from service.stats.periods import AMSTERDAM, DAYS_PER_MONTH, UNIT_PERIOD_TYPES, Period
 from service.taxonomy.service import load_taxonomy
@@ -55,38 +57,35 @@ class Query:
 
 
 @dataclass
-class Unit:
-    """One place of the chosen grouping, with the locations (and their capacity) that make it up."""
-
-    key: str
-    name: str
-    location_ids: set[uuid.UUID] = field(default_factory=set)
-
-
-@dataclass
 class Tally:
     """One cell or unit: counts and key sums (`SUMMED`) and, per measure, the largest contributions of single
     residents (descending, at most TOP). Never released as such."""
 
-    counts: Counter[str] = field(default_factory=Counter)
+    counts: dict[str, int] = field(default_factory=dict)
     tops: dict[str, list[int]] = field(default_factory=dict)
 
-    def merge(self, other: Tally) -> None:
-        """Add a tally of other residents (another institution's): counts add up, the largest stay the largest."""
-        self.counts.update(other.counts)
-        for measure, values in other.tops.items():
-            self.tops[measure] = sorted([*self.tops.get(measure, []), *values], reverse=True)[:TOP]
+    @classmethod
+    def merged(cls, tallies: Iterable[Tally]) -> Tally:
+        """Tallies of different residents (other institutions') as one: counts add up, the largest stay largest."""
+        counts: dict[str, int] = {}
+        tops: dict[str, list[int]] = defaultdict(list)
+        for tally in tallies:
+            for name, value in tally.counts.items():
+                counts[name] = counts.get(name, 0) + value
+            for measure, values in tally.tops.items():
+                tops[measure].extend(values)
+        return cls(counts, {measure: heapq.nlargest(TOP, values) for measure, values in tops.items()})
 
     def released(self, measure: str, rules: DisclosureRules) -> Cell:
-        count = self.counts[measure]
+        count = self.counts.get(measure, 0)
         # Incidents without a resident are contributors of one each (the NK rule of official statistics).
-        without = min(max(count - self.counts[f"{measure}_of_residents"], 0), rules.dominance_n)
+        without = min(max(count - self.counts.get(f"{measure}_of_residents", 0), 0), rules.dominance_n)
         top = sorted([c for c in self.tops.get(measure, []) if c > 0] + [1] * without, reverse=True)
-        return release(count, self.counts[KEY_SUMS[measure]] % 256, top[: rules.dominance_n], rules)
+        return release(count, self.counts.get(KEY_SUMS[measure], 0) % 256, top[: rules.dominance_n], rules)
 
     def released_residents(self, rules: DisclosureRules) -> Cell:
-        present = self.counts["residents"]
-        return release(present, self.counts["residents_key_sum"] % 256, [1] if present else [], rules)
+        present = self.counts.get("residents", 0)
+        return release(present, self.counts.get("residents_key_sum", 0) % 256, [1] if present else [], rules)
 
 
 def _of_residents(residents: Mapping[str, Counter[str]], measures: Sequence[str]) -> Tally:
@@ -115,43 +114,49 @@ def _in_scope(caller: Caller, query: Query) -> Any:
     return Location.municipality_code.in_(caller.municipality_codes)
 
 
-def _units(session: Session, caller: Caller, query: Query) -> dict[str, Unit]:
-    """Every unit in scope that has a location, named (institutions by name, locations by name)."""
-    rows = session.execute(
-        select(Location.id, Location.name, Location.postcode4, Location.municipality_code, Institution.id,
-               Institution.name).join(Institution, Institution.id == Location.institution_id)
-        .where(_in_scope(caller, query))).all()
-    units: dict[str, Unit] = {}
-    for location_id, location_name, postcode4, municipality, institution_id, institution_name in rows:
-        key, name = {"institution": (str(institution_id), institution_name),
-                     "location": (str(location_id), location_name),
-                     "postcode4": (postcode4, postcode4),
-                     "municipality": (municipality, municipality)}[query.group_by]
-        units.setdefault(key, Unit(key, name)).location_ids.add(location_id)
-    return units
+def _units(session: Session, caller: Caller, query: Query) -> dict[str, str]:
+    """Every unit in scope that has a location, by key, with its name (institutions and locations by name)."""
+    key, name = _unit_column(query.group_by), {"institution": Institution.name, "location": Location.name}.get(
+        query.group_by, _unit_column(query.group_by))
+    rows = session.execute(select(key, name).join(Institution, Institution.id == Location.institution_id)
+                           .where(_in_scope(caller, query)).distinct())
+    return {str(k): n for k, n in rows}
 
 
-def place_months(session: Session, location_ids: Iterable[uuid.UUID], period: Period) -> dict[uuid.UUID, float]:
-    """Exposure per location: places times days they existed in the period so far, in months of 30.44 days."""
+class days_between(FunctionElement[int]):
+    """SQL: the number of days from date `start` to date `end` (negative when end is earlier)."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(days_between)
+def _days_between(element: days_between, compiler: Any, **kw: Any) -> str:
+    end, start = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"({end} - {start})"
+
+
+@compiles(days_between, "sqlite")
+def _days_between_sqlite(element: days_between, compiler: Any, **kw: Any) -> str:
+    end, start = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"CAST(julianday({end}) - julianday({start}) AS INTEGER)"
+
+
+def place_months(session: Session, caller: Caller, query: Query, period: Period) -> dict[str, float]:
+    """Exposure per unit: places times the days they existed in the period so far, in months of 30.44 days."""
     # The current period counts only the days that have begun: its places are not exposed to the future.
-    period_end = min(period.end, dt.datetime.now(AMSTERDAM).date() + dt.timedelta(days=1))
-    ids = set(location_ids)
-    history: dict[uuid.UUID, list[tuple[dt.date, int]]] = defaultdict(list)
-    for location_id, valid_from, places in session.execute(
-            select(Capacity.location_id, Capacity.valid_from, Capacity.places)
-            .where(Capacity.location_id.in_(ids)).order_by(Capacity.location_id, Capacity.valid_from)):
-        history[location_id].append((valid_from, places))
-    exposure = {}
-    for location_id in ids:
-        total = 0.0
-        entries = history.get(location_id, [])
-        for i, (valid_from, places) in enumerate(entries):
-            until = entries[i + 1][0] if i + 1 < len(entries) else period_end
-            start, end = max(valid_from, period.start), min(until, period_end)
-            if end > start:
-                total += places * (end - start).days
-        exposure[location_id] = total / DAYS_PER_MONTH
-    return exposure
+    start = literal(period.start, Date())
+    end = literal(min(period.end, dt.datetime.now(AMSTERDAM).date() + dt.timedelta(days=1)), Date())
+    history = select(Capacity.location_id, Capacity.valid_from, Capacity.places, func.lead(Capacity.valid_from).over(
+        partition_by=Capacity.location_id, order_by=Capacity.valid_from).label("until")).subquery()
+    until = func.coalesce(history.c.until, end)
+    days = days_between(case((until < end, until), else_=end),
+                        case((history.c.valid_from > start, history.c.valid_from), else_=start))
+    unit = _unit_column(query.group_by)
+    rows = session.execute(select(unit, func.sum(history.c.places * case((days > 0, days), else_=0)))
+                           .join(Location, Location.id == history.c.location_id)
+                           .where(_in_scope(caller, query)).group_by(unit))
+    return {str(key): (place_days or 0) / DAYS_PER_MONTH for key, place_days in rows}
 
 
 def _filtered(stmt: Select[Any], table: Any, caller: Caller, query: Query, period: Period) -> Select[Any]:
@@ -173,12 +178,21 @@ def _single_scope(caller: Caller, query: Query) -> str | None:
     return caller.municipality_codes[0] if len(caller.municipality_codes) == 1 else None
 
 
-def _summarised(session: Session, caller: Caller, query: Query, period: Period, *, by_unit: bool,
-                breakdown: str | None) -> dict[tuple[str, ...], Tally] | None:
-    """Tallies from the unit summaries, or None when they do not answer this question."""
+def _summary_scope(caller: Caller, query: Query, period: Period, *, by_unit: bool,
+                   breakdown: str | None) -> str | None:
+    """The scope ('' or a municipality) when the unit summaries answer this question; None when they do not."""
     scope = _single_scope(caller, query)
     if (scope is None or breakdown or query.kind is not None or query.exploitation_type is not None
             or period.type not in UNIT_PERIOD_TYPES or (by_unit and query.group_by == "postcode4")):
+        return None
+    return scope
+
+
+def _summarised(session: Session, caller: Caller, query: Query, period: Period, *, by_unit: bool,
+                breakdown: str | None) -> dict[tuple[str, ...], Tally] | None:
+    """Tallies from the unit summaries, or None when they do not answer this question."""
+    scope = _summary_scope(caller, query, period, by_unit=by_unit, breakdown=breakdown)
+    if scope is None:
         return None
     table = UnitTally.__table__.c
     stmt = select(UnitTally.__table__).where(table.period_type == period.type, table.period == period.label)
@@ -194,11 +208,22 @@ def _summarised(session: Session, caller: Caller, query: Query, period: Period, 
     else:
         # The institutions in the scope ('' is each institution as a whole); the scope's total is their merge.
         stmt, key = stmt.where(table.level == "institution", table.municipality_code == scope), table.unit
-    found: dict[tuple[str, ...], Tally] = defaultdict(Tally)
-    for row in session.execute(stmt).mappings():
-        found[(row[key.name],) if by_unit else ()].merge(
-            Tally(Counter({c: row[c] for c in SUMMED}), {m: [row[c] for c in TOPS[m]] for m in MEASURES}))
-    return found
+    parts: dict[tuple[str, ...], list[Tally]] = defaultdict(list)
+    for unit, *values in session.execute(stmt.with_only_columns(key, *[table[c] for c in SUMMED], *[
+            table[c] for m in MEASURES for c in TOPS[m]])):
+        parts[(unit,) if by_unit else ()].append(Tally(dict(zip(SUMMED, values, strict=False)), {
+            m: values[len(SUMMED) + TOP * i: len(SUMMED) + TOP * (i + 1)] for i, m in enumerate(MEASURES)}))
+    return {key: found[0] if len(found) == 1 else Tally.merged(found) for key, found in parts.items()}
+
+
+def unit_tallies(session: Session, caller: Caller, query: Query, period: Period,
+                 measures: Sequence[str] = ("incidents",)) -> tuple[dict[tuple[str, ...], Tally], Tally]:
+    """Tallies per unit, and the tally of the whole scope."""
+    per_unit = tallies(session, caller, query, period, measures)
+    if query.group_by == "institution" and _summary_scope(caller, query, period, by_unit=True, breakdown=None) \
+            is not None:
+        return per_unit, Tally.merged(per_unit.values())  # the scope's total is its institutions' merge
+    return per_unit, tallies(session, caller, query, period, measures, by_unit=False).get((), Tally())
 
 
 def tallies(session: Session, caller: Caller, query: Query, period: Period,
@@ -258,35 +283,37 @@ def _rounded(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _figures(session: Session, caller: Caller, query: Query, period: Period, units: Mapping[str, Unit],
+def _figures(session: Session, caller: Caller, query: Query, period: Period, units: Mapping[str, str],
              rules: DisclosureRules) -> tuple[dict[str, dict[str, Any]], Cell, float]:
     """Released incidents, residents, exposure and rate per unit, and the released total of the scope."""
-    exposure = place_months(session, {i for u in units.values() for i in u.location_ids}, period)
-    per_unit = tallies(session, caller, query, period)
+    exposure = place_months(session, caller, query, period)
+    per_unit, whole = unit_tallies(session, caller, query, period)
     figures = {}
-    for key, unit in units.items():
+    for key in units:
         tally = per_unit.get((key,), Tally())
-        places = sum(exposure[i] for i in unit.location_ids)
+        places = exposure.get(key, 0.0)
         incidents = tally.released("incidents", rules)
         figures[key] = {"incidents": incidents, "residents": tally.released_residents(rules), "places": places,
                         "rate": rate(incidents, places, PER_PLACES)}
-    total = tallies(session, caller, query, period, by_unit=False).get((), Tally()).released("incidents", rules)
-    return figures, total, sum(exposure.values())
+    return figures, whole.released("incidents", rules), sum(exposure.values())
 
 
-def _trend(now: Mapping[str, Any], before: Mapping[str, Any]) -> str:
-    """Up or down only when the change in rate is beyond chance (exact conditional test of two Poisson rates)."""
-    count, previous = now["incidents"].value, before["incidents"].value
-    if count is None or previous is None or not now["places"] or not before["places"]:
-        return "unknown"
-    if count + previous == 0:
-        return "flat"
-    from scipy.stats import binomtest  # imported when first needed: scipy costs a worker tens of MiB
-
-    share = now["places"] / (now["places"] + before["places"])
-    if binomtest(count, count + previous, share).pvalue >= TREND_SIGNIFICANCE:
-        return "flat"
-    return "up" if count / now["places"] > previous / before["places"] else "down"
+def _trends(now: Mapping[str, Mapping[str, Any]], before: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Per unit, up or down only when the change in rate is beyond chance (exact conditional test of two Poisson
+    rates, rate_change_pvalues); unknown when a count is suppressed or a period has no places."""
+    trends = {key: "unknown" for key in now}
+    tested = [key for key, f in now.items() if f["incidents"].value is not None and f["places"]
+              and before[key]["incidents"].value is not None and before[key]["places"]]
+    counts = [now[key]["incidents"].value for key in tested]
+    previous = [before[key]["incidents"].value for key in tested]
+    shares = [now[key]["places"] / (now[key]["places"] + before[key]["places"]) for key in tested]
+    for key, pvalue in zip(tested, rate_change_pvalues(counts, previous, shares), strict=True):
+        f, b = now[key], before[key]
+        if pvalue >= TREND_SIGNIFICANCE:  # also when both counts are 0: p = 1
+            trends[key] = "flat"
+        else:
+            trends[key] = "up" if f["incidents"].value / f["places"] > b["incidents"].value / b["places"] else "down"
+    return trends
 
 
 def hotspots(session: Session, caller: Caller, query: Query, period: Period, rules: DisclosureRules) -> dict[str, Any]:
@@ -302,24 +329,27 @@ def hotspots(session: Session, caller: Caller, query: Query, period: Period, rul
         if len(usable) >= MIN_UNITS_FOR_OVERDISPERSION else 1.0
     eb = dict(zip(usable, eb_estimates([figures[k]["incidents"].value for k in usable],
                                        [figures[k]["places"] for k in usable]), strict=True)) if usable else {}
+    bands = dict(zip(usable, funnel_bands([figures[k]["incidents"].value for k in usable],
+                                          [expected[k] for k in usable], max(phi, 1.0)), strict=True))
+    trend = _trends(figures, previous)
     breakdowns = (tallies(session, caller, query, period, breakdown=query.breakdown)
                   if query.breakdown else {})
 
     rows = []
-    for key, unit in units.items():
+    for key, name in units.items():
         f, p = figures[key], previous[key]
         row: dict[str, Any] = {
-            "unit": {"id": key, "name": unit.name}, "incidents": f["incidents"].as_dict(),
+            "unit": {"id": key, "name": name}, "incidents": f["incidents"].as_dict(),
             "residents": f["residents"].as_dict(), "places": round(f["places"], 1),
             "rate_per_10_places": _rounded(f["rate"], 3),
             "expected": _rounded(expected.get(key)),
             "ratio": _rounded(f["incidents"].value / expected[key]) if key in usable else None,
-            "funnel_band": funnel_band(f["incidents"].value, expected[key], max(phi, 1.0)) if key in usable else None,
+            "funnel_band": bands.get(key),
             "eb_rate_per_10_places": _rounded(eb[key] * PER_PLACES, 3) if key in eb else None,
             "previous": {"period": period.previous().label, "incidents": p["incidents"].as_dict(),
                          "residents": p["residents"].as_dict(), "places": round(p["places"], 1),
                          "rate_per_10_places": _rounded(p["rate"], 3)},
-            "trend": _trend(f, p),
+            "trend": trend[key],
         }
         if query.breakdown:
             # Every code of the dimension, zeros included: which values appear must not depend on what was
@@ -353,7 +383,7 @@ def trends(session: Session, caller: Caller, query: Query, periods: Sequence[Per
         totals.append({"period": period.label, "incidents": total.as_dict(), "places": round(total_places, 1),
                        "rate_per_10_places": _rounded(rate(total, total_places, PER_PLACES), 3)})
     return {"period_type": periods[0].type, "group_by": query.group_by,
-            "units": [{"unit": {"id": key, "name": unit.name}, "series": series[key]} for key, unit in units.items()],
+            "units": [{"unit": {"id": key, "name": name}, "series": series[key]} for key, name in units.items()],
             "total": totals, "disclosure": disclosure(rules)}
 
 
@@ -387,8 +417,7 @@ def reporting_funnel(session: Session, caller: Caller, query: Query, period: Per
                      rules: DisclosureRules) -> dict[str, Any]:
     """Per unit: signals, those that reached meldcode step 2 and 5, and those formally reported."""
     units = _units(session, caller, query)
-    per_unit = tallies(session, caller, query, period, MEASURES)
-    whole = tallies(session, caller, query, period, MEASURES, by_unit=False).get((), Tally())
+    per_unit, whole = unit_tallies(session, caller, query, period, MEASURES)
     medians = _median_days(session, caller, query, period)
 
     def stages(tally: Tally, median: float | None) -> dict[str, Any]:
@@ -404,8 +433,8 @@ def reporting_funnel(session: Session, caller: Caller, query: Query, period: Per
             "median_days_to_report": round(median) if median is not None and reported.value else None,
         }
 
-    rows = [{"unit": {"id": key, "name": unit.name},
-             **stages(per_unit.get((key,), Tally()), medians.get(key))} for key, unit in units.items()]
+    rows = [{"unit": {"id": key, "name": name},
+             **stages(per_unit.get((key,), Tally()), medians.get(key))} for key, name in units.items()]
     rows.sort(key=lambda r: r["unit"]["name"])
     overall = _median_days(session, caller, query, period, by_unit=False).get("")
     return {"period": period.label, "group_by": query.group_by, "units": rows, "total": stages(whole, overall),

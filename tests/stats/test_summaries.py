@@ -1,4 +1,5 @@
-"""The unit summaries answer exactly what summing the cell rollups answers, for every grouping, scope and period.
+"""The unit summaries answer exactly what summing the cell rollups answers, for every grouping, scope and period;
+and statistics reach the wire exactly as their schemas would dump them.
 
 The register below is built to break a wrong merge: an institution with locations in two municipalities, residents
 who move between locations (and municipalities) within a quarter, incidents without a resident, several steps.
@@ -7,6 +8,7 @@ who move between locations (and municipalities) within a quarter, incidents with
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from typing import Any
 
@@ -14,9 +16,12 @@ import pytest
 
 from service.auth.access import NATIONAL, Caller
 from service.auth.models import Role
+from service.schemas import camelised
 from service.stats import service
+from service.stats.disclosure import DisclosureRules
 from service.stats.models import KEY_SUMS, MEASURES
-from service.stats.periods import parse_period
+from service.stats.periods import parse_period, period_range
+from service.stats.schemas import FunnelOut, HotspotsOut, TrendsOut
 from tests.factories import make_institution, make_location
 from tests.stats.factories import seed
 
@@ -90,3 +95,21 @@ def test_the_summaries_count_a_resident_who_moved_once(session, register):
 def test_questions_the_summaries_do_not_answer_are_summed_from_cells(session, codes, query, period):
     assert service._summarised(session, analyst(*codes), query, parse_period(period, TODAY), by_unit=True,
                                breakdown=None) is None
+
+
+@pytest.mark.parametrize(("name", "schema"), [("hotspots", HotspotsOut), ("breakdown", HotspotsOut),
+                                              ("trends", TrendsOut), ("funnel", FunnelOut)])
+@pytest.mark.parametrize("group_by", ["location", "institution", "municipality", "postcode4"])
+def test_statistics_go_on_the_wire_exactly_as_their_schema_dumps_them(session, register, name, schema, group_by):
+    caller, rules, q2 = analyst(NATIONAL), DisclosureRules(k=5), parse_period("2026-Q2", TODAY)
+    data = {
+        "hotspots": lambda: service.hotspots(session, caller, service.Query(group_by), q2, rules),
+        "breakdown": lambda: service.hotspots(session, caller, service.Query(group_by, breakdown="ageBand"), q2, rules),
+        "trends": lambda: service.trends(session, caller, service.Query(group_by),
+                                         period_range(parse_period("2026-03", TODAY), parse_period("2026-09", TODAY),
+                                                      12), rules),
+        "funnel": lambda: service.reporting_funnel(session, caller, service.Query(group_by), q2, rules),
+    }[name]()
+
+    # As JSON text: 5 and 5.0 differ there, and a key the schema does not name would show.
+    assert json.dumps(camelised(data), sort_keys=True) == json.dumps(schema().dump(data), sort_keys=True)
