@@ -14,9 +14,11 @@ from service.stats.funnel import (
     eb_estimates,
     exact_poisson_interval,
     funnel_band,
+    funnel_bands,
     funnel_limits,
     overdispersion,
     poisson_limits,
+    rate_change_pvalues,
 )
 
 # --- exact intervals and limits ----------------------------------------------------------------------------------
@@ -197,3 +199,39 @@ def test_eb_with_no_excess_variation_pools_fully_and_handles_edges():
         eb_estimates([1], [0.0])
     with pytest.raises(ValueError):
         eb_estimates([1, 2], [1.0])
+
+
+# --- many units at once ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("phi", [1.0, 1.8])
+def test_bands_of_many_units_are_the_bands_of_each(phi):
+    rng = np.random.default_rng(7)
+    expected = rng.choice([0.2, 1, 4, 15, 60, 300, 2000], 600) * rng.uniform(0.5, 2, 600)
+    observed = rng.poisson(expected * rng.choice([0.3, 1, 1, 2.5], 600))
+
+    bands = funnel_bands(observed.tolist(), expected.tolist(), phi)
+
+    assert bands == [funnel_band(o, e, phi) for o, e in zip(observed, expected, strict=True)]
+    assert set(bands) == set(BANDS)  # every band occurs, so each branch was compared
+
+
+def test_bands_refuse_what_has_no_band():
+    with pytest.raises(ValueError, match="integers"):
+        funnel_bands([1.5], [2.0])
+    with pytest.raises(ValueError, match="positive"):
+        funnel_bands([1], [0.0])
+
+
+def test_rate_change_pvalues_are_scipys_binomtest_for_each_unit():
+    rng = np.random.default_rng(11)
+    n = rng.choice([0, 1, 2, 5, 20, 100, 1000, 6000], 800)
+    shares = rng.uniform(0.02, 0.98, 800)
+    counts = rng.binomial(n, np.clip(shares * rng.choice([0.5, 1, 1.6], 800), 0, 1))
+
+    pvalues = rate_change_pvalues(counts.tolist(), (n - counts).tolist(), shares.tolist())
+
+    wanted = [stats.binomtest(int(k), int(m), p).pvalue if m else 1.0
+              for k, m, p in zip(counts, n, shares, strict=True)]
+    assert pvalues == pytest.approx(wanted, rel=1e-9, abs=1e-15)
+    assert min(pvalues) < 0.001 and max(pvalues) == 1.0  # both tails and the middle were compared
