@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, inspect, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from service.auth.access import Caller
 from service.config import Settings
-from service.db import utcnow
+from service.db import bulk_insert, bulk_rows, utcnow
 from service.errors import (
     Conflict,
     FieldError,
@@ -113,14 +112,16 @@ def _columns(values: Mapping[str, Any], keys: IdentityKeys, institution_id: uuid
 
 
 def _check_locations(session: Session, caller: Caller, location_ids: Sequence[uuid.UUID],
-                     pointer: Any) -> None:
-    own = set(session.scalars(select(Location.id).where(
-        Location.id.in_(set(location_ids)), Location.institution_id == caller.institution_id)))
+                     pointer: Any) -> dict[uuid.UUID, str]:
+    """The caller's own locations among these, with their municipality (the rollups need it); others refused."""
+    own = dict(session.execute(select(Location.id, Location.municipality_code).where(
+        Location.id.in_(set(location_ids)), Location.institution_id == caller.institution_id)).all())
     # The same answer whether the location exists elsewhere or not at all: nothing about others leaks.
     errors = [FieldError(pointer(i, "locationId"), "Not a location of this institution.")
               for i, location_id in enumerate(location_ids) if location_id not in own]
     if errors:
         raise InvalidInput("Some locations are not this institution's.", errors=errors)
+    return own
 
 
 def _check_repeats(references: Sequence[str], pointer: Any) -> None:
@@ -155,14 +156,16 @@ def _check_client_references(session: Session, caller: Caller, references: Seque
     _refuse_recorded(session, caller, references, pointer)
 
 
+INCIDENT_COLUMNS = tuple(c.name for c in Incident.__table__.columns)
+
+
 @functools.cache
 def _insert_new(dialect_name: str) -> Any:
     """An INSERT (run for all rows at once) that skips, rather than fails on, a clientReference already recorded:
-    its row count tells whether any was, so the check costs no statement of its own when none was. No RETURNING:
-    that would make one giant multi-VALUES statement that psycopg re-parses on every batch. Built once per
+    its row count tells whether any was, so the check costs no statement of its own when none was. Built once per
     dialect (it is on the hot path)."""
     table = Incident.__table__
-    stmt = (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
+    stmt = bulk_insert(dialect_name, table, INCIDENT_COLUMNS)
     return stmt.on_conflict_do_nothing(index_elements=[table.c.institution_id, table.c.client_reference]) \
         .execution_options(preserve_rowcount=True)  # SQLAlchemy keeps an INSERT's row count only when asked
 
@@ -187,7 +190,7 @@ def record_incidents(session: Session, caller: Caller, items: Sequence[Mapping[s
     def pointer(i: int, field: str) -> str:
         return f"/items/{i}/{field}" if batch else f"/{field}"
 
-    _check_locations(session, caller, [item["location_id"] for item in items], pointer)
+    municipalities = _check_locations(session, caller, [item["location_id"] for item in items], pointer)
     references = [item["client_reference"] for item in items]
     _check_repeats(references, pointer)
     now, version = utcnow(), load_taxonomy().version
@@ -196,11 +199,13 @@ def record_incidents(session: Session, caller: Caller, items: Sequence[Mapping[s
              "record_key": secrets.randbelow(256), "retracted_at": None, **_columns(item, keys, caller.institution_id)}
             for item in items]
     dialect = session.get_bind().dialect
+    parameters = bulk_rows(dialect.name, Incident.__table__, INCIDENT_COLUMNS, rows)
     try:
-        result = session.execute(_insert_new(dialect.name), rows if len(rows) > 1 else rows[0])
+        result = session.execute(_insert_new(dialect.name), rows[0] if isinstance(parameters, list) and len(rows) == 1
+                                 else parameters)
     except IntegrityError as exc:
         raise Conflict("An incident with this clientReference was recorded concurrently; retry.") from exc
-    counted = len(rows) == 1 or dialect.supports_sane_multi_rowcount
+    counted = len(rows) == 1 or dialect.name == "postgresql" or dialect.supports_sane_multi_rowcount
     if not counted or result.rowcount != len(rows):  # type: ignore[attr-defined]
         # Some were recorded before (or by a concurrent request that committed first): name them. The rows this
         # statement did insert go with the refused request's rollback.
@@ -209,7 +214,7 @@ def record_incidents(session: Session, caller: Caller, items: Sequence[Mapping[s
             raise Conflict("An incident with this clientReference was recorded concurrently; retry.")
     incidents = [_as_incident(row) for row in rows]
     session.add_all(incidents)
-    rollups.apply(session, ((Counted.of(incident), +1) for incident in incidents))
+    rollups.apply(session, ((Counted.of(incident), +1) for incident in incidents), municipalities)
     return incidents
 
 

@@ -18,12 +18,13 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import case, delete, func, select, text, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from service.db import bulk_insert, bulk_rows
 from service.incidents.models import Incident, Status
 from service.registry.models import Location
 from service.stats.disclosure import resident_key
@@ -107,10 +108,10 @@ def _columns(table: Table) -> tuple[list[str], list[str]]:
 def _upsert_statement(dialect_name: str, table: Table, returning: tuple[str, ...] = ()) -> Any:
     """INSERT ... ON CONFLICT DO UPDATE adding the deltas; built once per dialect and table (it is on the hot path)."""
     keys, values = _columns(table)
-    stmt = (postgresql if dialect_name == "postgresql" else sqlite).insert(table.__table__)
-    stmt = stmt.on_conflict_do_update(index_elements=keys,
-                                      set_={v: table.__table__.c[v] + stmt.excluded[v] for v in values})
-    return stmt.returning(*[table.__table__.c[c] for c in (*keys, *returning)]) if returning else stmt
+    columns = table.__table__.c
+    stmt = bulk_insert(dialect_name, table.__table__, (*keys, *values))
+    stmt = stmt.on_conflict_do_update(index_elements=keys, set_={v: columns[v] + stmt.excluded[v] for v in values})
+    return stmt.returning(*[columns[c] for c in (*keys, *returning)]) if returning else stmt
 
 
 def _upsert(session: Session, table: Table, deltas: Mapping[tuple, Counter[str]],
@@ -119,11 +120,13 @@ def _upsert(session: Session, table: Table, deltas: Mapping[tuple, Counter[str]]
     are returned by key."""
     keys, values = _columns(table)
     rows = [dict(zip(keys, cell, strict=True)) | {v: delta.get(v, 0) for v in values}
-            for cell, delta in sorted(deltas.items(), key=lambda item: tuple(map(str, item[0])))
+            for cell, delta in sorted(deltas.items(), key=itemgetter(0))
             if returning or any(delta.values())]
     if not rows:
         return {}
-    result = session.execute(_upsert_statement(session.get_bind().dialect.name, table, returning), rows)
+    dialect_name = session.get_bind().dialect.name
+    result = session.execute(_upsert_statement(dialect_name, table, returning),
+                             bulk_rows(dialect_name, table.__table__, (*keys, *values), rows))
     if not returning:
         return {}
     return {tuple(row[: len(keys)]): dict(zip(returning, row[len(keys):], strict=True)) for row in result}
@@ -211,14 +214,20 @@ def _summarise(session: Session, units: dict[UnitKey, Counter[str]], unit_reside
                                             for unit, tops in sorted(changed.items())])
 
 
-def apply(session: Session, changes: Iterable[tuple[Counted, int]]) -> None:
-    """Add each (incident as counted, +1 or -1) to the rollups; retracted incidents count nowhere."""
+def apply(session: Session, changes: Iterable[tuple[Counted, int]],
+          municipalities: Mapping[uuid.UUID, str] | None = None) -> None:
+    """Add each (incident as counted, +1 or -1) to the rollups; retracted incidents count nowhere.
+
+    `municipalities` may give the municipality of locations the caller has just read; others are looked up.
+    """
     counted = [(incident, sign) for incident, sign in changes if incident.active]
     if not counted:
         return
-    municipalities = dict(session.execute(select(Location.id, Location.municipality_code).where(
-        Location.id.in_({incident.location_id for incident, _ in counted}))).all())
-    deltas = _deltas(counted, municipalities)
+    known = dict(municipalities or {})
+    if missing := {incident.location_id for incident, _ in counted} - known.keys():
+        known |= dict(session.execute(select(Location.id, Location.municipality_code).where(
+            Location.id.in_(missing))).all())
+    deltas = _deltas(counted, known)
     _upsert(session, Rollup, deltas.cells)
     _upsert(session, ResidentRollup, deltas.residents)
     _summarise(session, deltas.units, deltas.unit_residents)
