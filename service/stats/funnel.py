@@ -1,8 +1,11 @@
-"""Hotspot scoring: exact Poisson funnel limits, overdispersion and empirical-Bayes rates (scipy for distributions).
+"""Hotspot scoring: exact Poisson funnel limits, overdispersion and empirical-Bayes rates.
 
 A unit (institution, location, PC4, municipality) has an observed count O and an exposure N in place-months; its
 expected count is E = reference rate * N. The funnel plot asks whether O is surprising for a Poisson(E) count, and the
 empirical-Bayes estimate orders units without letting a tiny unit with one bad month top the list.
+
+Distributions come from scipy.special alone (incomplete gamma and beta functions and their inverses): scipy.stats
+and scipy.optimize would add some 45 MiB to every worker.
 """
 
 from __future__ import annotations
@@ -11,13 +14,13 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import special
 
 BANDS = ("below998", "below95", "within", "above95", "above998")
 FUNNEL_LEVELS = (0.95, 0.998)
 # E[z_w^2] for z ~ N(0, 1) winsorised at its 10th and 90th percentiles c: P(|z| < c) - 2 c pdf(c) + 0.2 c^2.
-_C = stats.norm.ppf(0.9)
-WINSORISED_NULL_MEAN = float(0.8 - 2 * _C * stats.norm.pdf(_C) + 0.2 * _C**2)
+_C = float(special.ndtri(0.9))
+WINSORISED_NULL_MEAN = 0.8 - 2 * _C * math.exp(-(_C**2) / 2) / math.sqrt(2 * math.pi) + 0.2 * _C**2
 
 
 def _check_level(p: float) -> float:
@@ -35,15 +38,10 @@ def exact_poisson_interval(observed: int, p: float) -> tuple[float, float]:
     tail = _check_level(p)
     if observed < 0:
         raise ValueError(f"observed must be non-negative, got {observed}")
-    lower = stats.chi2.ppf(tail, 2 * observed) / 2 if observed > 0 else 0.0
-    upper = stats.chi2.ppf(1 - tail, 2 * observed + 2) / 2
+    # chi2.ppf(q, 2x) / 2 is the q-quantile of a Gamma(x, 1).
+    lower = special.gammaincinv(observed, tail) if observed > 0 else 0.0
+    upper = special.gammaincinv(observed + 1, 1 - tail)
     return float(lower), float(upper)
-
-
-def _root(f, lo: float, hi: float) -> float:  # type: ignore[no-untyped-def]
-    while f(hi) < 0:  # widen until the bracket holds; f is increasing
-        hi *= 2
-    return float(optimize.brentq(f, lo, hi, xtol=1e-12, rtol=1e-12))
 
 
 def poisson_limits(expected: float, p: float) -> tuple[float, float]:
@@ -60,11 +58,10 @@ def poisson_limits(expected: float, p: float) -> tuple[float, float]:
     tail = _check_level(p)
     if not expected > 0:
         raise ValueError(f"expected must be positive, got {expected}")
-    hi = expected + 10 * math.sqrt(expected) + 20
-    # gammainc(x, E) = P(Poisson(E) >= x) for integer x, falling in x; solve with the increasing complement.
-    upper = _root(lambda x: tail - special.gammainc(x, expected), 1e-12, hi)
+    # gammainc(x, E) = P(Poisson(E) >= x) for integer x, falling in x; gdtrib(1, q, E) is the x where it is q.
+    upper = float(special.gdtrib(1, tail, expected))
     # gammaincc(x + 1, E) = P(Poisson(E) <= x) for integer x, rising in x from 0 at x = -1.
-    shape = _root(lambda a: special.gammaincc(a, expected) - tail, 1e-12, hi)
+    shape = float(special.gdtrib(1, 1 - tail, expected))
     return max(shape - 1, 0.0), upper
 
 
@@ -77,7 +74,7 @@ def funnel_limits(expected: float, p: float, phi: float = 1.0) -> tuple[float, f
     """
     lower, upper = poisson_limits(expected, p)
     if phi > 1:
-        spread = stats.norm.ppf(1 - _check_level(p)) * math.sqrt(phi * expected)
+        spread = special.ndtri(1 - _check_level(p)) * math.sqrt(phi * expected)
         lower, upper = min(lower, max(expected - spread, 0.0)), max(upper, expected + spread)
     return lower, upper
 
@@ -117,7 +114,7 @@ def funnel_bands(observed: Sequence[int], expected: Sequence[float], phi: float 
         above = (o > 0) & (special.gammainc(np.maximum(o, 1), e) < tail)
         below = special.gammaincc(o + 1, e) < tail
         if phi > 1:
-            spread = stats.norm.ppf(1 - tail) * np.sqrt(phi * e)
+            spread = special.ndtri(1 - tail) * np.sqrt(phi * e)
             above &= o > e + spread
             below &= o < np.maximum(e - spread, 0.0)
         return above, below
@@ -141,7 +138,7 @@ def rate_change_pvalues(counts: Sequence[int], previous: Sequence[int], shares: 
     p = np.asarray(shares, dtype=float)
     if np.any(k < 0) or np.any(n < k) or np.any((p <= 0) | (p >= 1)):
         raise ValueError("counts must be non-negative and shares in (0, 1)")
-    d = stats.binom.pmf(k, n, p) * (1 + 1e-7)
+    d = _binomial_pmf(k, n, p) * (1 + 1e-7)
     mode = n * p
     low = k < mode
     # Below the mode: the first outcome above it at most as likely (n + 1 if none); above: the last one below it.
@@ -149,12 +146,21 @@ def rate_change_pvalues(counts: Sequence[int], previous: Sequence[int], shares: 
     hi = np.where(low, n + 1, np.floor(mode)).astype(np.int64)
     while np.any(lo < hi):
         mid = np.where(low, (lo + hi) // 2, (lo + hi + 1) // 2)
-        unlikely = stats.binom.pmf(mid, n, p) <= d
+        unlikely = _binomial_pmf(mid, n, p) <= d
         hi = np.where(low & unlikely, mid, np.where(~low & ~unlikely, mid - 1, hi))
         lo = np.where(low & ~unlikely, mid + 1, np.where(~low & unlikely, mid, lo))
-    pvalues = np.where(low, stats.binom.cdf(k, n, p) + stats.binom.sf(lo - 1, n, p),
-                       stats.binom.sf(k - 1, n, p) + stats.binom.cdf(lo, n, p))
+    # bdtr(x, n, p) = P(X <= x) and bdtrc(x, n, p) = P(X > x); P(X <= -1) = 0.
+    pvalues = np.where(low, special.bdtr(k, n, p) + special.bdtrc(lo - 1, n, p),
+                       special.bdtrc(k - 1, n, p) + np.where(lo < 0, 0.0, special.bdtr(np.maximum(lo, 0), n, p)))
     return [float(v) for v in np.where(k == mode, 1.0, np.minimum(pvalues, 1.0))]
+
+
+def _binomial_pmf(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """P(X = k) for X ~ Binomial(n, p), elementwise; 0 outside 0..n."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_pmf = (special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
+                   + special.xlogy(k, p) + special.xlog1py(n - k, -p))
+    return np.where((k < 0) | (k > n), 0.0, np.exp(log_pmf))
 
 
 def overdispersion(observed: Sequence[float], expected: Sequence[float]) -> float:
