@@ -29,9 +29,10 @@ def camelised(value: Any) -> Any:
     key and the values already have their wire types. For responses of thousands of fields (statistics), where a
     field-by-field dump costs more than computing them; tests compare the two for every such response."""
     if isinstance(value, dict):
-        return {camelcase(key): camelised(item) for key, item in value.items()}
+        return {camelcase(key): camelised(item) if isinstance(item, dict | list) else item
+                for key, item in value.items()}
     if isinstance(value, list):
-        return [camelised(item) for item in value]
+        return [camelised(item) if isinstance(item, dict | list) else item for item in value]
     return value
 
 

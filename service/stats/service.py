@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Date, Integer, Select, case, func, literal, select
+from sqlalchemy import Date, Integer, Select, case, func, literal, select, true, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
@@ -65,16 +65,15 @@ class Tally:
     tops: dict[str, list[int]] = field(default_factory=dict)
 
     @classmethod
-    def merged(cls, tallies: Iterable[Tally]) -> Tally:
-        """Tallies of different residents (other institutions') as one: counts add up, the largest stay largest."""
-        counts: dict[str, int] = {}
-        tops: dict[str, list[int]] = defaultdict(list)
-        for tally in tallies:
-            for name, value in tally.counts.items():
-                counts[name] = counts.get(name, 0) + value
-            for measure, values in tally.tops.items():
-                tops[measure].extend(values)
-        return cls(counts, {measure: heapq.nlargest(TOP, values) for measure, values in tops.items()})
+    def merged(cls, tallies: Iterable[Tally], measures: Sequence[str] | None = None) -> Tally:
+        """Tallies of different residents (other institutions') as one: counts add up, the largest stay largest.
+        With `measures`, only what releasing those measures needs (not the residents)."""
+        tallies = list(tallies)
+        names = SUMMED if measures is None else [n for m in measures for n in (m, KEY_SUMS[m], f"{m}_of_residents")]
+        counts = {name: sum(t.counts.get(name, 0) for t in tallies) for name in names}
+        tops = {m: heapq.nlargest(TOP, (v for t in tallies for v in t.tops.get(m, ())))
+                for m in (MEASURES if measures is None else measures)}
+        return cls(counts, tops)
 
     def released(self, measure: str, rules: DisclosureRules) -> Cell:
         count = self.counts.get(measure, 0)
@@ -142,21 +141,27 @@ def _days_between_sqlite(element: days_between, compiler: Any, **kw: Any) -> str
     return f"CAST(julianday({end}) - julianday({start}) AS INTEGER)"
 
 
-def place_months(session: Session, caller: Caller, query: Query, period: Period) -> dict[str, float]:
-    """Exposure per unit: places times the days they existed in the period so far, in months of 30.44 days."""
+def place_months(session: Session, caller: Caller, query: Query, periods: Sequence[Period]) -> list[dict[str, float]]:
+    """For each period, exposure per unit: places times the days they existed in the period so far, in months of
+    30.44 days. One read for all periods."""
     # The current period counts only the days that have begun: its places are not exposed to the future.
-    start = literal(period.start, Date())
-    end = literal(min(period.end, dt.datetime.now(AMSTERDAM).date() + dt.timedelta(days=1)), Date())
+    tomorrow = dt.datetime.now(AMSTERDAM).date() + dt.timedelta(days=1)
+    bounds = union_all(*[select(literal(n).label("n"), literal(p.start, Date()).label("start"),
+                                literal(min(p.end, tomorrow), Date()).label("end")) for n, p in enumerate(periods)]
+                       ).subquery()
     history = select(Capacity.location_id, Capacity.valid_from, Capacity.places, func.lead(Capacity.valid_from).over(
         partition_by=Capacity.location_id, order_by=Capacity.valid_from).label("until")).subquery()
-    until = func.coalesce(history.c.until, end)
-    days = days_between(case((until < end, until), else_=end),
-                        case((history.c.valid_from > start, history.c.valid_from), else_=start))
+    until = func.coalesce(history.c.until, bounds.c.end)
+    days = days_between(case((until < bounds.c.end, until), else_=bounds.c.end),
+                        case((history.c.valid_from > bounds.c.start, history.c.valid_from), else_=bounds.c.start))
     unit = _unit_column(query.group_by)
-    rows = session.execute(select(unit, func.sum(history.c.places * case((days > 0, days), else_=0)))
-                           .join(Location, Location.id == history.c.location_id)
-                           .where(_in_scope(caller, query)).group_by(unit))
-    return {str(key): (place_days or 0) / DAYS_PER_MONTH for key, place_days in rows}
+    found: list[dict[str, float]] = [{} for _ in periods]
+    for n, key, place_days in session.execute(
+            select(bounds.c.n, unit, func.sum(history.c.places * case((days > 0, days), else_=0)))
+            .select_from(history).join(Location, Location.id == history.c.location_id).join(bounds, true())
+            .where(_in_scope(caller, query)).group_by(bounds.c.n, unit)):
+        found[n][str(key)] = (place_days or 0) / DAYS_PER_MONTH
+    return found
 
 
 def _filtered(stmt: Select[Any], table: Any, caller: Caller, query: Query, period: Period) -> Select[Any]:
@@ -178,24 +183,26 @@ def _single_scope(caller: Caller, query: Query) -> str | None:
     return caller.municipality_codes[0] if len(caller.municipality_codes) == 1 else None
 
 
-def _summary_scope(caller: Caller, query: Query, period: Period, *, by_unit: bool,
+def _summary_scope(caller: Caller, query: Query, period_type: str, *, by_unit: bool,
                    breakdown: str | None) -> str | None:
     """The scope ('' or a municipality) when the unit summaries answer this question; None when they do not."""
     scope = _single_scope(caller, query)
     if (scope is None or breakdown or query.kind is not None or query.exploitation_type is not None
-            or period.type not in UNIT_PERIOD_TYPES or (by_unit and query.group_by == "postcode4")):
+            or period_type not in UNIT_PERIOD_TYPES or (by_unit and query.group_by == "postcode4")):
         return None
     return scope
 
 
-def _summarised(session: Session, caller: Caller, query: Query, period: Period, *, by_unit: bool,
-                breakdown: str | None) -> dict[tuple[str, ...], Tally] | None:
-    """Tallies from the unit summaries, or None when they do not answer this question."""
-    scope = _summary_scope(caller, query, period, by_unit=by_unit, breakdown=breakdown)
+def _summarised(session: Session, caller: Caller, query: Query, periods: Sequence[Period], *, by_unit: bool,
+                breakdown: str | None) -> list[dict[tuple[str, ...], Tally]] | None:
+    """Tallies from the unit summaries for each of these periods (of one type), in one read; None when the
+    summaries do not answer this question."""
+    scope = _summary_scope(caller, query, periods[0].type, by_unit=by_unit, breakdown=breakdown)
     if scope is None:
         return None
     table = UnitTally.__table__.c
-    stmt = select(UnitTally.__table__).where(table.period_type == period.type, table.period == period.label)
+    stmt = select(UnitTally.__table__).where(table.period_type == periods[0].type,
+                                             table.period.in_([p.label for p in periods]))
     if by_unit and query.group_by == "location":
         stmt, key = stmt.where(table.level == "location"), table.unit
         if scope:
@@ -208,31 +215,35 @@ def _summarised(session: Session, caller: Caller, query: Query, period: Period, 
     else:
         # The institutions in the scope ('' is each institution as a whole); the scope's total is their merge.
         stmt, key = stmt.where(table.level == "institution", table.municipality_code == scope), table.unit
-    parts: dict[tuple[str, ...], list[Tally]] = defaultdict(list)
-    for unit, *values in session.execute(stmt.with_only_columns(key, *[table[c] for c in SUMMED], *[
-            table[c] for m in MEASURES for c in TOPS[m]])):
-        parts[(unit,) if by_unit else ()].append(Tally(dict(zip(SUMMED, values, strict=False)), {
+    parts: dict[str, dict[tuple[str, ...], list[Tally]]] = {p.label: defaultdict(list) for p in periods}
+    for period, unit, *values in session.execute(stmt.with_only_columns(table.period, key, *[
+            table[c] for c in SUMMED], *[table[c] for m in MEASURES for c in TOPS[m]])):
+        parts[period][(unit,) if by_unit else ()].append(Tally(dict(zip(SUMMED, values, strict=False)), {
             m: values[len(SUMMED) + TOP * i: len(SUMMED) + TOP * (i + 1)] for i, m in enumerate(MEASURES)}))
-    return {key: found[0] if len(found) == 1 else Tally.merged(found) for key, found in parts.items()}
+    return [{key: found[0] if len(found) == 1 else Tally.merged(found) for key, found in parts[p.label].items()}
+            for p in periods]
 
 
-def unit_tallies(session: Session, caller: Caller, query: Query, period: Period,
-                 measures: Sequence[str] = ("incidents",)) -> tuple[dict[tuple[str, ...], Tally], Tally]:
-    """Tallies per unit, and the tally of the whole scope."""
-    per_unit = tallies(session, caller, query, period, measures)
-    if query.group_by == "institution" and _summary_scope(caller, query, period, by_unit=True, breakdown=None) \
-            is not None:
-        return per_unit, Tally.merged(per_unit.values())  # the scope's total is its institutions' merge
-    return per_unit, tallies(session, caller, query, period, measures, by_unit=False).get((), Tally())
+def unit_tallies(session: Session, caller: Caller, query: Query, periods: Sequence[Period],
+                 measures: Sequence[str] = ("incidents",)) -> list[tuple[dict[tuple[str, ...], Tally], Tally]]:
+    """For each period (of one type): tallies per unit, and the tally of the whole scope."""
+    per_unit = _summarised(session, caller, query, periods, by_unit=True, breakdown=None)
+    if per_unit is None:
+        return [(_summed(session, caller, query, p, measures, by_unit=True, breakdown=None),
+                 tallies(session, caller, query, p, measures, by_unit=False).get((), Tally())) for p in periods]
+    if query.group_by == "institution":  # the scope's total is its institutions' merge
+        return [(units, Tally.merged(units.values(), measures)) for units in per_unit]
+    wholes = _summarised(session, caller, query, periods, by_unit=False, breakdown=None) or []
+    return [(units, whole.get((), Tally())) for units, whole in zip(per_unit, wholes, strict=True)]
 
 
 def tallies(session: Session, caller: Caller, query: Query, period: Period,
             measures: Sequence[str] = ("incidents",), *, by_unit: bool = True,
             breakdown: str | None = None) -> dict[tuple[str, ...], Tally]:
     """Tallies per unit (and breakdown value), or one tally for the whole scope when by_unit is False."""
-    summarised = _summarised(session, caller, query, period, by_unit=by_unit, breakdown=breakdown)
+    summarised = _summarised(session, caller, query, [period], by_unit=by_unit, breakdown=breakdown)
     if summarised is not None:
-        return summarised
+        return summarised[0]
     return _summed(session, caller, query, period, measures, by_unit=by_unit, breakdown=breakdown)
 
 
@@ -283,19 +294,22 @@ def _rounded(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _figures(session: Session, caller: Caller, query: Query, period: Period, units: Mapping[str, str],
-             rules: DisclosureRules) -> tuple[dict[str, dict[str, Any]], Cell, float]:
-    """Released incidents, residents, exposure and rate per unit, and the released total of the scope."""
-    exposure = place_months(session, caller, query, period)
-    per_unit, whole = unit_tallies(session, caller, query, period)
-    figures = {}
-    for key in units:
-        tally = per_unit.get((key,), Tally())
-        places = exposure.get(key, 0.0)
-        incidents = tally.released("incidents", rules)
-        figures[key] = {"incidents": incidents, "residents": tally.released_residents(rules), "places": places,
-                        "rate": rate(incidents, places, PER_PLACES)}
-    return figures, whole.released("incidents", rules), sum(exposure.values())
+def _figures(session: Session, caller: Caller, query: Query, periods: Sequence[Period], units: Mapping[str, str],
+             rules: DisclosureRules) -> list[tuple[dict[str, dict[str, Any]], Cell, float]]:
+    """For each period: released incidents, residents, exposure and rate per unit, and the released total and
+    exposure of the scope."""
+    found = []
+    for exposure, (per_unit, whole) in zip(place_months(session, caller, query, periods),
+                                           unit_tallies(session, caller, query, periods), strict=True):
+        figures = {}
+        for key in units:
+            tally = per_unit.get((key,), Tally())
+            places = exposure.get(key, 0.0)
+            incidents = tally.released("incidents", rules)
+            figures[key] = {"incidents": incidents, "residents": tally.released_residents(rules), "places": places,
+                            "rate": rate(incidents, places, PER_PLACES)}
+        found.append((figures, whole.released("incidents", rules), sum(exposure.values())))
+    return found
 
 
 def _trends(now: Mapping[str, Mapping[str, Any]], before: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
@@ -319,8 +333,8 @@ def _trends(now: Mapping[str, Mapping[str, Any]], before: Mapping[str, Mapping[s
 def hotspots(session: Session, caller: Caller, query: Query, period: Period, rules: DisclosureRules) -> dict[str, Any]:
     """Each unit against the scope's reference rate on a funnel plot, ordered by its empirical-Bayes rate."""
     units = _units(session, caller, query)
-    figures, total, total_places = _figures(session, caller, query, period, units, rules)
-    previous, _, _ = _figures(session, caller, query, period.previous(), units, rules)
+    (figures, total, total_places), (previous, _, _) = _figures(session, caller, query,
+                                                                 [period, period.previous()], units, rules)
     reference = rate(total, total_places, 1.0)
     released = [k for k, f in figures.items() if f["incidents"].value is not None and f["places"] > 0]
     expected = {k: reference * figures[k]["places"] for k in released} if reference else {}
@@ -335,7 +349,7 @@ def hotspots(session: Session, caller: Caller, query: Query, period: Period, rul
     breakdowns = (tallies(session, caller, query, period, breakdown=query.breakdown)
                   if query.breakdown else {})
 
-    rows = []
+    rows, before = [], period.previous().label
     for key, name in units.items():
         f, p = figures[key], previous[key]
         row: dict[str, Any] = {
@@ -346,7 +360,7 @@ def hotspots(session: Session, caller: Caller, query: Query, period: Period, rul
             "ratio": _rounded(f["incidents"].value / expected[key]) if key in usable else None,
             "funnel_band": bands.get(key),
             "eb_rate_per_10_places": _rounded(eb[key] * PER_PLACES, 3) if key in eb else None,
-            "previous": {"period": period.previous().label, "incidents": p["incidents"].as_dict(),
+            "previous": {"period": before, "incidents": p["incidents"].as_dict(),
                          "residents": p["residents"].as_dict(), "places": round(p["places"], 1),
                          "rate_per_10_places": _rounded(p["rate"], 3)},
             "trend": trend[key],
@@ -374,8 +388,8 @@ def trends(session: Session, caller: Caller, query: Query, periods: Sequence[Per
     units = _units(session, caller, query)
     series: dict[str, list[dict[str, Any]]] = {key: [] for key in units}
     totals = []
-    for period in periods:
-        figures, total, total_places = _figures(session, caller, query, period, units, rules)
+    for period, (figures, total, total_places) in zip(periods, _figures(session, caller, query, periods, units, rules),
+                                                       strict=True):
         for key in units:
             f = figures[key]
             series[key].append({"period": period.label, "incidents": f["incidents"].as_dict(),
@@ -417,7 +431,7 @@ def reporting_funnel(session: Session, caller: Caller, query: Query, period: Per
                      rules: DisclosureRules) -> dict[str, Any]:
     """Per unit: signals, those that reached meldcode step 2 and 5, and those formally reported."""
     units = _units(session, caller, query)
-    per_unit, whole = unit_tallies(session, caller, query, period, MEASURES)
+    [(per_unit, whole)] = unit_tallies(session, caller, query, [period], MEASURES)
     medians = _median_days(session, caller, query, period)
 
     def stages(tally: Tally, median: float | None) -> dict[str, Any]:

@@ -711,10 +711,10 @@ class StatementCounter:
         self.statements.append(statement)
 
 
-# The units in scope, then for the period and the previous one: capacities and two reads of the unit summaries (per
-# unit and for the scope). Around them: the test's savepoint and its release, the token check, and the access log's
-# last hash and new event (after an advisory lock on PostgreSQL).
-STATISTICS_READS = 1 + 2 * 3
+# The units in scope, then for the period and the previous one together: capacities, and the unit summaries per
+# location and for the scope. Around them: the test's savepoint and its release, the token check, and the access
+# log's last hash and new event (after an advisory lock on PostgreSQL).
+STATISTICS_READS = 1 + 3
 AROUND = 2 + 1 + 2
 
 

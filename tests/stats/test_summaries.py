@@ -49,11 +49,12 @@ def comparable(tallies: dict[tuple[str, ...], Any]) -> dict[tuple[str, ...], dic
     """What a tally releases from: per measure its count, key sum, resident part and top contributions."""
     found = {}
     for key, tally in tallies.items():
-        values: dict[str, Any] = {"residents": tally.counts["residents"],
-                                  "residents_key_sum": tally.counts["residents_key_sum"]}
+        counts = tally.counts
+        values: dict[str, Any] = {"residents": counts.get("residents", 0),
+                                  "residents_key_sum": counts.get("residents_key_sum", 0)}
         for m in MEASURES:
-            values |= {m: tally.counts[m], KEY_SUMS[m]: tally.counts[KEY_SUMS[m]],
-                       f"{m}_of_residents": tally.counts[f"{m}_of_residents"],
+            values |= {m: counts.get(m, 0), KEY_SUMS[m]: counts.get(KEY_SUMS[m], 0),
+                       f"{m}_of_residents": counts.get(f"{m}_of_residents", 0),
                        f"{m}_tops": [v for v in tally.tops.get(m, []) if v > 0]}
         if any(v for v in values.values()):
             found[key] = values
@@ -67,19 +68,19 @@ def comparable(tallies: dict[tuple[str, ...], Any]) -> dict[tuple[str, ...], dic
 def test_summaries_equal_the_sum_of_cells(session, register, period, group_by, codes, by_unit):
     caller, query, fixed = analyst(*codes), service.Query(group_by), parse_period(period, TODAY)
 
-    summarised = service._summarised(session, caller, query, fixed, by_unit=by_unit, breakdown=None)
+    summarised = service._summarised(session, caller, query, [fixed], by_unit=by_unit, breakdown=None)
     summed = service._summed(session, caller, query, fixed, MEASURES, by_unit=by_unit, breakdown=None)
 
     assert summarised is not None
-    assert comparable(summarised) == comparable(summed)
+    assert comparable(summarised[0]) == comparable(summed)
     assert comparable(summed)  # the register has incidents in every period asked
 
 
 def test_the_summaries_count_a_resident_who_moved_once(session, register):
     caller, query = analyst(NATIONAL), service.Query("institution")
 
-    [whole] = service._summarised(session, caller, query, parse_period("2026-Q2", TODAY), by_unit=False,
-                                  breakdown=None).values()
+    [[whole]] = [found.values() for found in service._summarised(
+        session, caller, query, [parse_period("2026-Q2", TODAY)], by_unit=False, breakdown=None) or []]
 
     # Residents are R-move-1 and R-move-2 at the north institution's three locations, R-stay there, and R-move-1
     # and R-south at the south one: the same reference at another institution is another resident.
@@ -93,7 +94,7 @@ def test_the_summaries_count_a_resident_who_moved_once(session, register):
     ((NATIONAL,), service.Query("institution"), "2026-W20"),
 ])
 def test_questions_the_summaries_do_not_answer_are_summed_from_cells(session, codes, query, period):
-    assert service._summarised(session, analyst(*codes), query, parse_period(period, TODAY), by_unit=True,
+    assert service._summarised(session, analyst(*codes), query, [parse_period(period, TODAY)], by_unit=True,
                                breakdown=None) is None
 
 
@@ -113,3 +114,17 @@ def test_statistics_go_on_the_wire_exactly_as_their_schema_dumps_them(session, r
 
     # As JSON text: 5 and 5.0 differ there, and a key the schema does not name would show.
     assert json.dumps(camelised(data), sort_keys=True) == json.dumps(schema().dump(data), sort_keys=True)
+
+
+@pytest.mark.parametrize("group_by", ["location", "institution", "municipality", "postcode4"])
+def test_several_periods_read_together_equal_each_read_alone(session, register, group_by):
+    caller, query = analyst(NATIONAL), service.Query(group_by)
+    periods = period_range(parse_period("2026-03", TODAY), parse_period("2026-09", TODAY), 12)
+
+    together = service.unit_tallies(session, caller, query, periods, MEASURES)
+    alone = [service.unit_tallies(session, caller, query, [p], MEASURES)[0] for p in periods]
+
+    assert [(comparable(u), comparable({(): w})) for u, w in together] == \
+        [(comparable(u), comparable({(): w})) for u, w in alone]
+    assert service.place_months(session, caller, query, periods) == \
+        [service.place_months(session, caller, query, [p])[0] for p in periods]
