@@ -1,7 +1,7 @@
 """The benchmark of issue 6: the service against its physical baseline, side by side in one run (`make bench`).
 
-    .venv/bin/python bench/run.py [--incidents 1000000] [--duration 20] [--threads 2] [--connections 16]
-                                  [--server-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+    .venv/bin/python bench/run.py [--incidents 1000000] [--at-scale 5000000] [--duration 20] [--threads 2]
+                                  [--connections 16] [--server-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
 1. One scratch database `rr_bench_<random>`: `alembic upgrade head`, `generate.generate()` (COPY + rollup rebuild),
    8 institution clients, a national analyst and a national auditor (`'*'`).
@@ -11,7 +11,9 @@
 4. The service under the same gunicorn configuration: wrk on `POST /v1/incidents`, `POST /v1/incidents/_batch`
    (500 items), `GET /v1/stats/hotspots` (one connection: latency, not throughput), then one NDJSON export of the
    quarter read by this process, with the workers' RSS sampled while it streams. Stopped.
-5. bench/results/bench-<UTC date>.json and BENCHMARKS.md at the root. The scratch database is always dropped.
+5. With --at-scale N (default 5,000,000; 0 skips it): a second scratch database of N incidents, generated the same
+   way, on which the plain GROUP BY and the hotspots request (one connection) are measured again.
+6. bench/results/bench-<UTC date>.json and BENCHMARKS.md at the root. The scratch databases are always dropped.
 
 wrk (Debian package `wrk`) is the load driver, in its own process; its CPU time is reported next to gunicorn's and
 PostgreSQL's so one can see who was saturated.
@@ -325,6 +327,49 @@ def export(port: int, auditor: str, period: str, master: int) -> dict[str, Any]:
             "workerRssMiBBefore": before, "workerRssMiBPeak": max(rss or [0])}
 
 
+def service_env(url: str, work: Path, master_key: bytes) -> dict[str, str]:
+    """The service's environment under gunicorn: this database, fresh secrets, rate limits out of the way."""
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")}
+    return env | {"DATABASE_URL": url, "APP_ENV": "development", "INSTANCE_PATH": str(work / "instance"),
+                  "TOKEN_SECRET": secrets.token_hex(32), "PSEUDONYM_MASTER_KEY": master_key.hex(),
+                  "RATE_LIMIT": "100000000 per minute", "TOKEN_RATE_LIMIT": "100000000 per minute"}
+
+
+def hotspots_script(work: Path, port: int, quarter: str, analyst: str) -> Path:
+    """The hotspots request of the benchmark (quarter by institution, national), checked to answer 200 first."""
+    path = f"/v1/stats/hotspots?period={quarter}&groupBy=institution"
+    headers = {"Authorization": f"Bearer {analyst}"}
+    status, data = call(port, "GET", path, headers=headers)
+    if status != 200:
+        raise RuntimeError(f"hotspots answered {status}: {data[:300]!r}")
+    return lua_script(work / "hotspots.lua", [{"method": "GET", "path": path, "headers": headers}])
+
+
+def at_scale(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
+    """Hotspots (one connection) and the plain GROUP BY again, on a register of `--at-scale` incidents."""
+    from alembic import command
+
+    from service.operations import alembic_config
+
+    master_key = secrets.token_bytes(32)
+    command.upgrade(alembic_config(url), "head")
+    print(f"generating {args.at_scale} incidents ...", file=sys.stderr)
+    generated = generate(url, args.at_scale, master_key)
+    print(f"generated: {generated['timings']}", file=sys.stderr)
+    made = clients(url, generated.pop("locationsByInstitution"))
+    quarter, _ = periods()
+    figures: dict[str, Any] = {"groupBy": group_by(url, quarter)}
+    process, port = start_gunicorn(service_env(url, work, master_key), "service.wsgi:app", work / "gunicorn.log", [])
+    try:
+        script = hotspots_script(work, port, quarter, token(port, made["analyst"]))
+        wrk(script, port, 1, 1, 3)  # warm-up
+        figures["hotspots"] = phase(process.pid, url.rsplit("/", 1)[1], lambda: wrk(script, port, 1, 1, args.duration))
+        figures["workerRssMiB"] = worker_rss(process.pid)
+    finally:
+        stop(process)
+    return {"generation": generated, "figures": figures}
+
+
 def run(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
     import random
 
@@ -340,10 +385,7 @@ def run(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
     print(f"generated: {generated['timings']}", file=sys.stderr)
     made = clients(url, generated.pop("locationsByInstitution"))
     database = url.rsplit("/", 1)[1]
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")}
-    env |= {"DATABASE_URL": url, "APP_ENV": "development", "INSTANCE_PATH": str(work / "instance"),
-            "TOKEN_SECRET": secrets.token_hex(32), "PSEUDONYM_MASTER_KEY": master_key.hex(),
-            "RATE_LIMIT": "100000000 per minute", "TOKEN_RATE_LIMIT": "100000000 per minute"}
+    env = service_env(url, work, master_key)
     log = work / "gunicorn.log"
     quarter, _ = periods()
     rng = random.Random(6)
@@ -396,14 +438,7 @@ def run(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
                                 "body": json.dumps({"items": items})})
         single_script = lua_script(work / "single.lua", singles)
         batch_script = lua_script(work / "batch.lua", batches)
-        hotspots_script = lua_script(work / "hotspots.lua", [{
-            "method": "GET", "path": f"/v1/stats/hotspots?period={quarter}&groupBy=institution",
-            "headers": {"Authorization": f"Bearer {analyst}"}}])
-        status, data = call(port, "GET", f"/v1/stats/hotspots?period={quarter}&groupBy=institution",
-                            headers={"Authorization": f"Bearer {analyst}"})
-        if status != 200:
-            raise RuntimeError(f"hotspots answered {status}: {data[:300]!r}")
-        figures["hotspotsUnits"] = len(json.loads(data)["units"])
+        hotspots = hotspots_script(work, port, quarter, analyst)
 
         def count() -> int:
             from sqlalchemy import create_engine, text
@@ -423,9 +458,9 @@ def run(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
         stored = count() - before
         figures["batch"] |= {"incidentsStored": stored, "batchSize": BATCH,
                              "incidentsPerSecond": round(stored / figures["batch"]["seconds"], 1)}
-        wrk(hotspots_script, port, 1, 1, 3)  # warm-up
-        figures["hotspots"] = phase(master, database, lambda: wrk(hotspots_script, port, 1, 1, d))
-        figures["hotspotsConcurrent"] = phase(master, database, lambda: wrk(hotspots_script, port, t, c, d))
+        wrk(hotspots, port, 1, 1, 3)  # warm-up
+        figures["hotspots"] = phase(master, database, lambda: wrk(hotspots, port, 1, 1, d))
+        figures["hotspotsConcurrent"] = phase(master, database, lambda: wrk(hotspots, port, t, c, d))
         exported = export_period(args.incidents)
         figures["export"] = phase(master, database, lambda: export(port, auditor, exported, master))
         figures["workerRssMiB"] = worker_rss(master)
@@ -446,19 +481,29 @@ def run(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
             "gunicornLogProblems": problems[:20]}
 
 
-def ratios(f: dict[str, Any]) -> dict[str, Any]:
+def ratios(f: dict[str, Any], scaled: dict[str, Any] | None = None) -> dict[str, Any]:
     create = f["create"]["requestsPerSecond"] / f["baselinePost"]["requestsPerSecond"]
     hotspots_vs = f["groupBy"]["p50Ms"] / f["hotspots"]["p50Ms"]
     rss = max([*f["workerRssMiB"].values(), 0])
-    return {
+    at_scale: dict[str, Any] = {}
+    if scaled:
+        p95, growth = scaled["hotspots"]["p95Ms"], scaled["hotspots"]["p95Ms"] / f["hotspots"]["p95Ms"]
+        vs = scaled["groupBy"]["p50Ms"] / scaled["hotspots"]["p50Ms"]
+        at_scale = {
+            "hotspotsP95MsAtScale": {"value": p95, "target": "<= 25", "met": p95 <= 25},
+            "hotspotsP95GrowthToScale": {"value": round(growth, 2), "target": "<= 1.5 (p95 at scale / p95 here)",
+                                         "met": growth <= 1.5},
+            "hotspotsVsGroupByAtScale": {"value": round(vs, 2), "target": ">= 10", "met": vs >= 10},
+        }
+    return at_scale | {
         "createVsBaseline": {"value": round(create, 3), "target": ">= 0.5", "met": create >= 0.5},
         "baselinePostVsHello": {"value": round(f["baselinePost"]["requestsPerSecond"]
                                                / f["baselineHello"]["requestsPerSecond"], 3),
                                 "reference": "issue: ~1,900 / ~6,400 = 0.30 on its 2-core machine"},
         "batchIncidentsPerSecond": {"value": f["batch"]["incidentsPerSecond"], "target": ">= 20000",
                                     "met": f["batch"]["incidentsPerSecond"] >= 20_000},
-        "hotspotsP95Ms": {"value": f["hotspots"]["p95Ms"], "target": "<= 25 at 5M",
-                          "met": None, "note": "measured at this run's size, not 5M; the 1M vs 5M ratio needs both"},
+        "hotspotsP95Ms": {"value": f["hotspots"]["p95Ms"], "target": "<= 25 (the issue asks it at 5M: see AtScale)",
+                          "met": f["hotspots"]["p95Ms"] <= 25},
         "hotspotsVsGroupBy": {"value": round(hotspots_vs, 2), "target": ">= 10 (GROUP BY p50 / hotspots p50)",
                               "met": hotspots_vs >= 10},
         "exportRowsPerSecond": {"value": f["export"]["rowsPerSecond"], "target": ">= 50000, flat memory",
@@ -476,6 +521,19 @@ def markdown(result: dict[str, Any]) -> str:
         return "n/a" if value is None else ("yes" if value else "**no**")
 
     c = result["configuration"]["wrk"]
+    scaled_rows: list[tuple[str, str, str, str]] = []
+    if "atScale" in result:
+        sf, sg = result["atScale"]["figures"], result["atScale"]["generation"]
+        scaled_rows = [
+            ("the same hotspots request at scale (1 connection)",
+             f"p50 {sf['hotspots']['p50Ms']} / p95 {sf['hotspots']['p95Ms']} / p99 {sf['hotspots']['p99Ms']} ms at "
+             f"{sg['incidents']:,} incidents", "p95 <= 25 ms at 5M", met("hotspotsP95MsAtScale")),
+            ("its p95 at scale / its p95 above", f"{r['hotspotsP95GrowthToScale']['value']}x", "<= 1.5x",
+             met("hotspotsP95GrowthToScale")),
+            ("plain GROUP BY at scale", f"p50 {sf['groupBy']['p50Ms']} ms; hotspots "
+             f"{r['hotspotsVsGroupByAtScale']['value']}x faster (p50)", "hotspots >= 10x faster",
+             met("hotspotsVsGroupByAtScale")),
+        ]
     rows = [
         ("baseline `GET /hello`", f"{f['baselineHello']['requestsPerSecond']:,.0f} req/s, p99 "
          f"{f['baselineHello']['p99Ms']} ms", "reference (issue: ~6,400)", "-"),
@@ -489,10 +547,10 @@ def markdown(result: dict[str, Any]) -> str:
          ">= 20,000 incidents/s", met("batchIncidentsPerSecond")),
         ("`GET /v1/stats/hotspots` quarter by institution, national (1 connection)",
          f"p50 {f['hotspots']['p50Ms']} / p95 {f['hotspots']['p95Ms']} / p99 {f['hotspots']['p99Ms']} ms "
-         f"at {g['incidents']:,} incidents", "p95 <= 25 ms at 5M; <= 1.5x its p95 at 1M",
-         "not measured at 5M"),
+         f"at {g['incidents']:,} incidents", "p95 <= 25 ms (the issue asks it at 5M)", met("hotspotsP95Ms")),
         ("plain GROUP BY over incident (same answer, in-process)", f"p50 {f['groupBy']['p50Ms']} ms; hotspots "
          f"{r['hotspotsVsGroupBy']['value']}x faster (p50)", "hotspots >= 10x faster", met("hotspotsVsGroupBy")),
+        *scaled_rows,
         (f"`GET /v1/exports/incidents` NDJSON ({f['export']['period']}), national auditor",
          f"{f['export']['rowsPerSecond']:,.0f} rows/s "
          f"({f['export']['rows']:,} rows), worker RSS {f['export']['workerRssMiBBefore']} -> peak "
@@ -513,7 +571,11 @@ def markdown(result: dict[str, Any]) -> str:
         "--workers 2` (sync) for both apps, one at a time.", "",
         f"Data: {g['incidents']:,} synthetic incidents ({g['municipalities']} municipalities, {g['institutions']} "
         f"institutions, {g['locations']} locations, 3 years), loaded by COPY in {g['timings']['copySeconds']} s, "
-        f"rollups rebuilt by `service.stats.rollups.rebuild` in {g['timings']['rebuildSeconds']} s.", "",
+        f"rollups rebuilt by `service.stats.rollups.rebuild` in {g['timings']['rebuildSeconds']} s"
+        + (f"; at scale {result['atScale']['generation']['incidents']:,} incidents in their own database, COPY "
+           f"{result['atScale']['generation']['timings']['copySeconds']} s, rebuild "
+           f"{result['atScale']['generation']['timings']['rebuildSeconds']} s" if "atScale" in result else "")
+        + ".", "",
         *table, "",
         "CPU cores busy per phase (gunicorn / PostgreSQL backends / wrk / other processes / whole machine): "
         + "; ".join(f"{k} {v['cores']['gunicorn']} / {v['cores']['postgresBackends']} / {v['cores']['wrk']} / "
@@ -531,6 +593,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--batch-connections", type=int, default=4)
     parser.add_argument("--server-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--at-scale", type=int, default=5_000_000,
+                        help="also measure hotspots on a register of this many incidents (0: skip)")
     parser.add_argument("--no-markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -541,6 +605,11 @@ def main() -> int:
     try:
         with scratch_database(args.server_url, "rr_bench") as url:
             result = run(args, url, work)
+        if args.at_scale:
+            with scratch_database(args.server_url, "rr_bench") as url:
+                result["atScale"] = at_scale(args, url, work)
+            result["configuration"]["atScale"] = args.at_scale
+            result["ratios"] = ratios(result["figures"], result["atScale"]["figures"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["file"] = name
