@@ -71,6 +71,9 @@ class Cell:
         return {"value": self.value, "suppressed": self.suppressed}
 
 
+ZERO, SUPPRESSED = Cell(0, False), Cell(None, True)
+
+
 def resident_key(pseudonym: str) -> int:
     """Return the resident's record key 0..255: the first byte of SHA-256 of its pseudonym, the same on every call."""
     return hashlib.sha256(pseudonym.encode("utf-8")).digest()[0]
@@ -170,9 +173,9 @@ def release(count: int, key: int, top_contributions: Sequence[int], rules: Discl
     if min(top_contributions, default=1) < 1 or sum(top_contributions) > count:
         raise ValueError("contributions must be positive and cannot add up to more than the count")
     if count == 0:
-        return Cell(0, False)
+        return ZERO
     if count < rules.k or is_dominated(count, top_contributions, rules):
-        return Cell(None, True)
+        return SUPPRESSED
     return Cell(round_to_base(count, key), False)
 
 

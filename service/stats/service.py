@@ -40,9 +40,12 @@ TREND_SIGNIFICANCE = 0.05
 MIN_UNITS_FOR_OVERDISPERSION = 10  # winsorising at the 10th and 90th percentiles needs a dozen units or so
 GROUPS = ("institution", "location", "postcode4", "municipality")
 BREAKDOWNS = {"kind": "kind", "exploitationType": "exploitation_type", "ageBand": "age_band"}
-# What a tally counts besides its measures' top contributions: every non-key, non-top column of a unit summary.
-SUMMED = tuple(c.name for c in UnitTally.__table__.columns
-               if not c.primary_key and c.name not in {t for tops in TOPS.values() for t in tops})
+RESIDENTS = ("residents", "residents_key_sum")
+
+
+def counted(measures: Sequence[str]) -> tuple[str, ...]:
+    """What a tally of these measures counts besides their top contributions (columns of a unit summary)."""
+    return (*RESIDENTS, *(n for m in measures for n in (m, KEY_SUMS[m], f"{m}_of_residents")))
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,8 @@ class Query:
 
 @dataclass
 class Tally:
-    """One cell or unit: counts and key sums (`SUMMED`) and, per measure, the largest contributions of single
-    residents (descending, at most TOP). Never released as such."""
+    """One cell or unit: its residents and, per measure, counts and key sums (`counted`) and the largest
+    contributions of single residents (descending, at most TOP). Never released as such."""
 
     counts: dict[str, int] = field(default_factory=dict)
     tops: dict[str, list[int]] = field(default_factory=dict)
@@ -69,10 +72,9 @@ class Tally:
         """Tallies of different residents (other institutions') as one: counts add up, the largest stay largest.
         With `measures`, only what releasing those measures needs (not the residents)."""
         tallies = list(tallies)
-        names = SUMMED if measures is None else [n for m in measures for n in (m, KEY_SUMS[m], f"{m}_of_residents")]
-        counts = {name: sum(t.counts.get(name, 0) for t in tallies) for name in names}
-        tops = {m: heapq.nlargest(TOP, (v for t in tallies for v in t.tops.get(m, ())))
-                for m in (MEASURES if measures is None else measures)}
+        measures = MEASURES if measures is None else measures
+        counts = {name: sum(t.counts.get(name, 0) for t in tallies) for name in counted(measures)}
+        tops = {m: heapq.nlargest(TOP, (v for t in tallies for v in t.tops.get(m, ()))) for m in measures}
         return cls(counts, tops)
 
     def released(self, measure: str, rules: DisclosureRules) -> Cell:
@@ -113,15 +115,6 @@ def _in_scope(caller: Caller, query: Query) -> Any:
     return Location.municipality_code.in_(caller.municipality_codes)
 
 
-def _units(session: Session, caller: Caller, query: Query) -> dict[str, str]:
-    """Every unit in scope that has a location, by key, with its name (institutions and locations by name)."""
-    key, name = _unit_column(query.group_by), {"institution": Institution.name, "location": Location.name}.get(
-        query.group_by, _unit_column(query.group_by))
-    rows = session.execute(select(key, name).join(Institution, Institution.id == Location.institution_id)
-                           .where(_in_scope(caller, query)).distinct())
-    return {str(k): n for k, n in rows}
-
-
 class days_between(FunctionElement[int]):
     """SQL: the number of days from date `start` to date `end` (negative when end is earlier)."""
 
@@ -141,9 +134,11 @@ def _days_between_sqlite(element: days_between, compiler: Any, **kw: Any) -> str
     return f"CAST(julianday({end}) - julianday({start}) AS INTEGER)"
 
 
-def place_months(session: Session, caller: Caller, query: Query, periods: Sequence[Period]) -> list[dict[str, float]]:
-    """For each period, exposure per unit: places times the days they existed in the period so far, in months of
-    30.44 days. One read for all periods."""
+def units_and_places(session: Session, caller: Caller, query: Query, periods: Sequence[Period]
+                     ) -> tuple[dict[str, str], list[dict[str, float]]]:
+    """Every unit in scope that has a location, by key, with its name (institutions and locations by name); and for
+    each period the exposure per unit: places times the days they existed in the period so far, in months of
+    30.44 days. One read for all of it."""
     # The current period counts only the days that have begun: its places are not exposed to the future.
     tomorrow = dt.datetime.now(AMSTERDAM).date() + dt.timedelta(days=1)
     bounds = union_all(*[select(literal(n).label("n"), literal(p.start, Date()).label("start"),
@@ -155,13 +150,17 @@ def place_months(session: Session, caller: Caller, query: Query, periods: Sequen
     days = days_between(case((until < bounds.c.end, until), else_=bounds.c.end),
                         case((history.c.valid_from > bounds.c.start, history.c.valid_from), else_=bounds.c.start))
     unit = _unit_column(query.group_by)
-    found: list[dict[str, float]] = [{} for _ in periods]
-    for n, key, place_days in session.execute(
-            select(bounds.c.n, unit, func.sum(history.c.places * case((days > 0, days), else_=0)))
-            .select_from(history).join(Location, Location.id == history.c.location_id).join(bounds, true())
-            .where(_in_scope(caller, query)).group_by(bounds.c.n, unit)):
-        found[n][str(key)] = (place_days or 0) / DAYS_PER_MONTH
-    return found
+    name = {"institution": Institution.name, "location": Location.name}.get(query.group_by, unit)
+    units: dict[str, str] = {}
+    exposures: list[dict[str, float]] = [{} for _ in periods]
+    for n, key, unit_name, place_days in session.execute(
+            select(bounds.c.n, unit, name, func.sum(history.c.places * case((days > 0, days), else_=0)))
+            .select_from(Location).join(Institution, Institution.id == Location.institution_id)
+            .outerjoin(history, history.c.location_id == Location.id).join(bounds, true())
+            .where(_in_scope(caller, query)).group_by(bounds.c.n, unit, name)):
+        units[str(key)] = unit_name
+        exposures[n][str(key)] = (place_days or 0) / DAYS_PER_MONTH
+    return units, exposures
 
 
 def _filtered(stmt: Select[Any], table: Any, caller: Caller, query: Query, period: Period) -> Select[Any]:
@@ -194,7 +193,7 @@ def _summary_scope(caller: Caller, query: Query, period_type: str, *, by_unit: b
 
 
 def _summarised(session: Session, caller: Caller, query: Query, periods: Sequence[Period], *, by_unit: bool,
-                breakdown: str | None) -> list[dict[tuple[str, ...], Tally]] | None:
+                breakdown: str | None, measures: Sequence[str] = MEASURES) -> list[dict[tuple[str, ...], Tally]] | None:
     """Tallies from the unit summaries for each of these periods (of one type), in one read; None when the
     summaries do not answer this question."""
     scope = _summary_scope(caller, query, periods[0].type, by_unit=by_unit, breakdown=breakdown)
@@ -215,11 +214,12 @@ def _summarised(session: Session, caller: Caller, query: Query, periods: Sequenc
     else:
         # The institutions in the scope ('' is each institution as a whole); the scope's total is their merge.
         stmt, key = stmt.where(table.level == "institution", table.municipality_code == scope), table.unit
+    names = counted(measures)
     parts: dict[str, dict[tuple[str, ...], list[Tally]]] = {p.label: defaultdict(list) for p in periods}
     for period, unit, *values in session.execute(stmt.with_only_columns(table.period, key, *[
-            table[c] for c in SUMMED], *[table[c] for m in MEASURES for c in TOPS[m]])):
-        parts[period][(unit,) if by_unit else ()].append(Tally(dict(zip(SUMMED, values, strict=False)), {
-            m: values[len(SUMMED) + TOP * i: len(SUMMED) + TOP * (i + 1)] for i, m in enumerate(MEASURES)}))
+            table[c] for c in names], *[table[c] for m in measures for c in TOPS[m]])):
+        parts[period][(unit,) if by_unit else ()].append(Tally(dict(zip(names, values, strict=False)), {
+            m: values[len(names) + TOP * i: len(names) + TOP * (i + 1)] for i, m in enumerate(measures)}))
     return [{key: found[0] if len(found) == 1 else Tally.merged(found) for key, found in parts[p.label].items()}
             for p in periods]
 
@@ -227,13 +227,13 @@ def _summarised(session: Session, caller: Caller, query: Query, periods: Sequenc
 def unit_tallies(session: Session, caller: Caller, query: Query, periods: Sequence[Period],
                  measures: Sequence[str] = ("incidents",)) -> list[tuple[dict[tuple[str, ...], Tally], Tally]]:
     """For each period (of one type): tallies per unit, and the tally of the whole scope."""
-    per_unit = _summarised(session, caller, query, periods, by_unit=True, breakdown=None)
+    per_unit = _summarised(session, caller, query, periods, by_unit=True, breakdown=None, measures=measures)
     if per_unit is None:
         return [(_summed(session, caller, query, p, measures, by_unit=True, breakdown=None),
                  tallies(session, caller, query, p, measures, by_unit=False).get((), Tally())) for p in periods]
     if query.group_by == "institution":  # the scope's total is its institutions' merge
         return [(units, Tally.merged(units.values(), measures)) for units in per_unit]
-    wholes = _summarised(session, caller, query, periods, by_unit=False, breakdown=None) or []
+    wholes = _summarised(session, caller, query, periods, by_unit=False, breakdown=None, measures=measures) or []
     return [(units, whole.get((), Tally())) for units, whole in zip(per_unit, wholes, strict=True)]
 
 
@@ -241,7 +241,8 @@ def tallies(session: Session, caller: Caller, query: Query, period: Period,
             measures: Sequence[str] = ("incidents",), *, by_unit: bool = True,
             breakdown: str | None = None) -> dict[tuple[str, ...], Tally]:
     """Tallies per unit (and breakdown value), or one tally for the whole scope when by_unit is False."""
-    summarised = _summarised(session, caller, query, [period], by_unit=by_unit, breakdown=breakdown)
+    summarised = _summarised(session, caller, query, [period], by_unit=by_unit, breakdown=breakdown,
+                             measures=measures)
     if summarised is not None:
         return summarised[0]
     return _summed(session, caller, query, period, measures, by_unit=by_unit, breakdown=breakdown)
@@ -295,12 +296,12 @@ def _rounded(value: float | None, digits: int = 2) -> float | None:
 
 
 def _figures(session: Session, caller: Caller, query: Query, periods: Sequence[Period], units: Mapping[str, str],
-             rules: DisclosureRules) -> list[tuple[dict[str, dict[str, Any]], Cell, float]]:
+             exposures: Sequence[Mapping[str, float]], rules: DisclosureRules
+             ) -> list[tuple[dict[str, dict[str, Any]], Cell, float]]:
     """For each period: released incidents, residents, exposure and rate per unit, and the released total and
     exposure of the scope."""
     found = []
-    for exposure, (per_unit, whole) in zip(place_months(session, caller, query, periods),
-                                           unit_tallies(session, caller, query, periods), strict=True):
+    for exposure, (per_unit, whole) in zip(exposures, unit_tallies(session, caller, query, periods), strict=True):
         figures = {}
         for key in units:
             tally = per_unit.get((key,), Tally())
@@ -332,9 +333,9 @@ def _trends(now: Mapping[str, Mapping[str, Any]], before: Mapping[str, Mapping[s
 
 def hotspots(session: Session, caller: Caller, query: Query, period: Period, rules: DisclosureRules) -> dict[str, Any]:
     """Each unit against the scope's reference rate on a funnel plot, ordered by its empirical-Bayes rate."""
-    units = _units(session, caller, query)
-    (figures, total, total_places), (previous, _, _) = _figures(session, caller, query,
-                                                                 [period, period.previous()], units, rules)
+    both = [period, period.previous()]
+    units, exposures = units_and_places(session, caller, query, both)
+    (figures, total, total_places), (previous, _, _) = _figures(session, caller, query, both, units, exposures, rules)
     reference = rate(total, total_places, 1.0)
     released = [k for k, f in figures.items() if f["incidents"].value is not None and f["places"] > 0]
     expected = {k: reference * figures[k]["places"] for k in released} if reference else {}
@@ -357,7 +358,7 @@ def hotspots(session: Session, caller: Caller, query: Query, period: Period, rul
             "residents": f["residents"].as_dict(), "places": round(f["places"], 1),
             "rate_per_10_places": _rounded(f["rate"], 3),
             "expected": _rounded(expected.get(key)),
-            "ratio": _rounded(f["incidents"].value / expected[key]) if key in usable else None,
+            "ratio": _rounded(f["incidents"].value / expected[key]) if key in bands else None,
             "funnel_band": bands.get(key),
             "eb_rate_per_10_places": _rounded(eb[key] * PER_PLACES, 3) if key in eb else None,
             "previous": {"period": before, "incidents": p["incidents"].as_dict(),
@@ -385,11 +386,11 @@ def hotspots(session: Session, caller: Caller, query: Query, period: Period, rul
 def trends(session: Session, caller: Caller, query: Query, periods: Sequence[Period],
            rules: DisclosureRules) -> dict[str, Any]:
     """A released series per unit, period by period, with the same cell rules as hotspots."""
-    units = _units(session, caller, query)
+    units, exposures = units_and_places(session, caller, query, periods)
     series: dict[str, list[dict[str, Any]]] = {key: [] for key in units}
     totals = []
-    for period, (figures, total, total_places) in zip(periods, _figures(session, caller, query, periods, units, rules),
-                                                       strict=True):
+    for period, (figures, total, total_places) in zip(
+            periods, _figures(session, caller, query, periods, units, exposures, rules), strict=True):
         for key in units:
             f = figures[key]
             series[key].append({"period": period.label, "incidents": f["incidents"].as_dict(),
@@ -430,7 +431,7 @@ def _median_days(session: Session, caller: Caller, query: Query, period: Period,
 def reporting_funnel(session: Session, caller: Caller, query: Query, period: Period,
                      rules: DisclosureRules) -> dict[str, Any]:
     """Per unit: signals, those that reached meldcode step 2 and 5, and those formally reported."""
-    units = _units(session, caller, query)
+    units, _ = units_and_places(session, caller, query, [period])
     [(per_unit, whole)] = unit_tallies(session, caller, query, [period], MEASURES)
     medians = _median_days(session, caller, query, period)
 

@@ -711,10 +711,10 @@ class StatementCounter:
         self.statements.append(statement)
 
 
-# The units in scope, then for the period and the previous one together: capacities, and the unit summaries per
-# location and for the scope. Around them: the test's savepoint and its release, the token check, and the access
+# For the period and the previous one together: the units in scope with their capacities, and the unit summaries
+# per location and for the scope. Around them: the test's savepoint and its release, the token check, and the access
 # log's last hash and new event (after an advisory lock on PostgreSQL).
-STATISTICS_READS = 1 + 3
+STATISTICS_READS = 3
 AROUND = 2 + 1 + 2
 
 

@@ -126,5 +126,6 @@ def test_several_periods_read_together_equal_each_read_alone(session, register, 
 
     assert [(comparable(u), comparable({(): w})) for u, w in together] == \
         [(comparable(u), comparable({(): w})) for u, w in alone]
-    assert service.place_months(session, caller, query, periods) == \
-        [service.place_months(session, caller, query, [p])[0] for p in periods]
+    units, places = service.units_and_places(session, caller, query, periods)
+    assert places == [service.units_and_places(session, caller, query, [p])[1][0] for p in periods]
+    assert units == service.units_and_places(session, caller, query, periods[:1])[0]
