@@ -60,6 +60,7 @@ def purge(session: Session, key: bytes, *, years: int, dry_run: bool = False,
 
 
 def _purge(session: Session, key: bytes, older_than: dt.datetime, now: dt.datetime | None) -> Purged:
+    rollups.hold(session)  # chunk after chunk touches rollup rows in no single order: writers wait, not deadlock
     incidents = revisions = 0
     while True:
         chunk = list(session.scalars(select(Incident).where(Incident.occurred_at < older_than).limit(CHUNK)))

@@ -264,3 +264,64 @@ def test_nothing_of_a_purged_resident_remains_in_the_rollups(app: Flask, session
     zero_cells = session.scalar(select(func.count()).select_from(Rollup).where(Rollup.incidents == 0,
                                                                                Rollup.step2 == 0))
     assert zero_cells == 0
+
+
+def test_a_purge_and_a_concurrent_write_to_the_same_rollups_both_commit(committing_register: Any,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL. A purge applies its chunks one after another, each in its own row order; a writer touching the
+    same rollup rows in between would deadlock with it unless the purge holds the rollup tables from the start."""
+    import threading
+
+    from service import retention
+    from service.stats import rollups
+    from tests.stats.factories import KEYS, caller_of, incident_values
+
+    engine, institution = committing_register.engine, committing_register.institution_id
+    location, caller = uuid.UUID(committing_register.location_id), caller_of(committing_register.institution_id)
+    # Two residents in pseudonym order; the purge meets the last one first (one incident per chunk).
+    refs = sorted((f"R-{i}" for i in range(20)), key=lambda r: KEYS.resident(institution, r))
+    low, high = refs[0], refs[-1]
+    long_ago = dt.datetime(2019, 2, 10, 12, tzinfo=dt.UTC)
+    with Session(engine) as session:
+        for resident in (high, low):
+            record_incidents(session, caller, [incident_values(location, resident=resident, occurred_at=long_ago)],
+                             KEYS)
+            session.commit()
+    monkeypatch.setattr(retention, "CHUNK", 1)
+    first_chunk_applied, errors = threading.Event(), []
+    apply = rollups.apply
+
+    def apply_then_pause(session: Session, changes: Any, municipalities: Any = None) -> None:
+        apply(session, changes, municipalities)
+        if threading.current_thread().name == "purge" and not first_chunk_applied.is_set():
+            first_chunk_applied.set()
+            threading.Event().wait(1.5)  # the writer runs now, between the purge's chunks
+
+    monkeypatch.setattr(rollups, "apply", apply_then_pause)
+
+    def run(name: str, work: Any) -> None:
+        with Session(engine) as session:
+            try:
+                work(session)
+                session.commit()
+            except Exception as exc:
+                errors.append((name, type(exc).__name__))
+                session.rollback()
+
+    def write(session: Session) -> None:  # both residents, in the purge cutoff's year (after the cutoff)
+        first_chunk_applied.wait(10)
+        record_incidents(session, caller, [incident_values(location, resident=r,
+                                                           occurred_at=dt.datetime(2019, 9, 1, 12, tzinfo=dt.UTC))
+                                           for r in (low, high)], KEYS, batch=True)
+
+    threads = [threading.Thread(target=run, name="purge", args=("purge", lambda s: purge(
+                   s, b"a" * 32, years=7, now=dt.datetime(2026, 6, 1, tzinfo=dt.UTC)))),
+               threading.Thread(target=run, args=("write", write))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert errors == []
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Incident)) == 2  # the two written after the cutoff

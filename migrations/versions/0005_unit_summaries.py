@@ -1,6 +1,8 @@
 """unit summaries: per unit and month, quarter or year, so unfiltered statistics read one row per unit
 
-The tables are filled from the incidents already recorded (the same rebuild as `risk-register stats rebuild`).
+The tables are filled from the incidents already recorded by the application's own rebuild (as `risk-register stats
+rebuild`), so a later change to the incident or rollup tables must keep this upgrade working from 0004: the
+migration tests upgrade an empty database from base on every run, and a populated one should be tried by hand.
 
 Revision ID: 0005
 Revises: 0004

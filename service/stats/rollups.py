@@ -8,7 +8,8 @@ Two kinds, both written here and nowhere else:
 
 A new incident adds +1 to its rows; a retraction -1; a correction -1 to the old rows and +1 to the new. Deltas of a
 whole batch are summed per row first, then written with one upsert per table, in sorted order, so concurrent
-writers lock rows in one order and cannot deadlock each other.
+writers lock rows in one order and cannot deadlock each other; a purge or a rebuild, which apply changes in many
+rounds, first `hold` the tables. A resident's row that falls to zero is deleted in the same transaction.
 """
 
 from __future__ import annotations
@@ -181,10 +182,22 @@ def _recounted_tops(session: Session, keys: Sequence[UnitKey]) -> dict[UnitKey, 
     return {key: {c: v or 0 for c, v in tops.items()} for key, tops in found.items()}
 
 
-def _summarise(session: Session, units: dict[UnitKey, Counter[str]], unit_residents: dict[tuple, Counter[str]]) -> None:
+def _forget_left(session: Session, table: type[ResidentRollup] | type[UnitResident],
+                 after: Mapping[tuple, Mapping[str, int]]) -> None:
+    """Delete the rows of residents who no longer count there (a retraction, or a correction of the resident):
+    a pseudonym must not stay in the rollups after the incidents that brought it are gone."""
+    left = [key for key, values in after.items() if not any(values.values())]
+    if left:
+        keys = [table.__table__.c[c] for c in _columns(table)[0]]
+        session.execute(delete(table.__table__).where(tuple_(*keys).in_(left)))
+
+
+def _write_summaries(session: Session, units: dict[UnitKey, Counter[str]],
+                     unit_residents: dict[tuple, Counter[str]]) -> None:
     """Write the unit summaries: counts add up; distinct residents and top contributions follow each resident's
     contribution before and after the change (read back from `unit_resident`, whose rows this transaction locks)."""
     after = _upsert(session, UnitResident, unit_residents, returning=MEASURES) if unit_residents else {}
+    _forget_left(session, UnitResident, after)
     moves: dict[UnitKey, list[tuple[dict[str, int], dict[str, int]]]] = defaultdict(list)
     for (*key, pseudonym), delta in unit_residents.items():
         new = after.get((*key, pseudonym))
@@ -229,8 +242,24 @@ def apply(session: Session, changes: Iterable[tuple[Counted, int]],
             Location.id.in_(missing))).all())
     deltas = _deltas(counted, known)
     _upsert(session, Rollup, deltas.cells)
-    _upsert(session, ResidentRollup, deltas.residents)
-    _summarise(session, deltas.units, deltas.unit_residents)
+    # Only a change that takes something away can leave a resident's row at zero: only then read them back.
+    shrinks = any(sign < 0 for _, sign in counted)
+    _forget_left(session, ResidentRollup,
+                 _upsert(session, ResidentRollup, deltas.residents, returning=MEASURES if shrinks else ()))
+    _write_summaries(session, deltas.units, deltas.unit_residents)
+
+
+def hold(session: Session, *, incidents: bool = False) -> None:
+    """On PostgreSQL, keep other writers out of the rollups (and, with `incidents`, out of the incidents) until
+    this transaction ends. For a purge or a rebuild: they touch rows in no single order, so a writer must wait
+    for them rather than deadlock with them. Tables are taken in the order writers take them. SQLite lets one
+    writer in at a time anyway."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    if incidents:
+        session.execute(text("LOCK TABLE incident IN SHARE MODE"))
+    session.execute(text("LOCK TABLE incident_rollup, resident_rollup, unit_resident, unit_tally "
+                         "IN SHARE ROW EXCLUSIVE MODE"))
 
 
 def prune(session: Session) -> None:
@@ -245,6 +274,7 @@ def rebuild(session: Session, chunk: int = 5000) -> int:
 
     On PostgreSQL in set-based SQL (`_REBUILD`); elsewhere through `apply`, a chunk of incidents at a time.
     """
+    hold(session, incidents=True)
     for table in (ResidentRollup, Rollup, UnitResident, UnitTally):
         session.execute(delete(table))
     if session.get_bind().dialect.name == "postgresql":

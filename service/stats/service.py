@@ -2,8 +2,8 @@
 
 Every figure is read from the rollups (rows in proportion to units and periods) and released cell by cell:
 a cell's key is its records' key sum mod 256, totals are cells of their own, and rates, ratios and shares are
-computed from released values only. Scope lives in `_in_scope` and `_single_scope`: an analyst's query never
-leaves its municipalities.
+computed from released values only. Scope lives in `_asked_municipality`, `_in_scope` (cells, capacities) and
+`_single_scope` (unit summaries): an analyst's query never leaves its municipalities.
 
 `tallies` reads the unit summaries (one row per unit) whenever they answer the question: no kind or exploitation
 type filter, no breakdown, a month, quarter or year, grouping by location, institution or municipality, and a scope
@@ -43,7 +43,7 @@ BREAKDOWNS = {"kind": "kind", "exploitationType": "exploitation_type", "ageBand"
 RESIDENTS = ("residents", "residents_key_sum")
 
 
-def counted(measures: Sequence[str]) -> tuple[str, ...]:
+def tally_columns(measures: Sequence[str]) -> tuple[str, ...]:
     """What a tally of these measures counts besides their top contributions (columns of a unit summary)."""
     return (*RESIDENTS, *(n for m in measures for n in (m, KEY_SUMS[m], f"{m}_of_residents")))
 
@@ -70,10 +70,10 @@ class Tally:
     @classmethod
     def merged(cls, tallies: Iterable[Tally], measures: Sequence[str] | None = None) -> Tally:
         """Tallies of different residents (other institutions') as one: counts add up, the largest stay largest.
-        With `measures`, only what releasing those measures needs (not the residents)."""
+        With `measures`, only the columns of those measures (and the residents)."""
         tallies = list(tallies)
         measures = MEASURES if measures is None else measures
-        counts = {name: sum(t.counts.get(name, 0) for t in tallies) for name in counted(measures)}
+        counts = {name: sum(t.counts.get(name, 0) for t in tallies) for name in tally_columns(measures)}
         tops = {m: heapq.nlargest(TOP, (v for t in tallies for v in t.tops.get(m, ()))) for m in measures}
         return cls(counts, tops)
 
@@ -104,12 +104,17 @@ def _unit_column(group_by: str) -> Any:
             "municipality": Location.municipality_code}[group_by]
 
 
+def _asked_municipality(caller: Caller, query: Query) -> str | None:
+    """The municipality the query names, if any; one outside the caller's scope is refused."""
+    if query.municipality_code is not None and not caller.covers(query.municipality_code):
+        raise Forbidden("This client's scope does not include that municipality.")
+    return query.municipality_code
+
+
 def _in_scope(caller: Caller, query: Query) -> Any:
-    """The scope condition on locations; an explicit municipality outside the caller's scope is refused."""
-    if query.municipality_code is not None:
-        if not caller.covers(query.municipality_code):
-            raise Forbidden("This client's scope does not include that municipality.")
-        return Location.municipality_code == query.municipality_code
+    """The scope condition on locations (cell rollups, capacities)."""
+    if (municipality := _asked_municipality(caller, query)) is not None:
+        return Location.municipality_code == municipality
     if caller.national:
         return True
     return Location.municipality_code.in_(caller.municipality_codes)
@@ -174,9 +179,10 @@ def _filtered(stmt: Select[Any], table: Any, caller: Caller, query: Query, perio
 
 
 def _single_scope(caller: Caller, query: Query) -> str | None:
-    """'' for the whole country, a municipality code for one municipality, None for several."""
-    if query.municipality_code is not None:
-        return query.municipality_code
+    """The scope of the unit summaries: '' for the whole country, a municipality code for one municipality, None
+    for several."""
+    if (municipality := _asked_municipality(caller, query)) is not None:
+        return municipality
     if caller.national:
         return ""
     return caller.municipality_codes[0] if len(caller.municipality_codes) == 1 else None
@@ -192,7 +198,7 @@ def _summary_scope(caller: Caller, query: Query, period_type: str, *, by_unit: b
     return scope
 
 
-def _summarised(session: Session, caller: Caller, query: Query, periods: Sequence[Period], *, by_unit: bool,
+def from_summaries(session: Session, caller: Caller, query: Query, periods: Sequence[Period], *, by_unit: bool,
                 breakdown: str | None, measures: Sequence[str] = MEASURES) -> list[dict[tuple[str, ...], Tally]] | None:
     """Tallies from the unit summaries for each of these periods (of one type), in one read; None when the
     summaries do not answer this question."""
@@ -214,11 +220,11 @@ def _summarised(session: Session, caller: Caller, query: Query, periods: Sequenc
     else:
         # The institutions in the scope ('' is each institution as a whole); the scope's total is their merge.
         stmt, key = stmt.where(table.level == "institution", table.municipality_code == scope), table.unit
-    names = counted(measures)
+    names = tally_columns(measures)
     parts: dict[str, dict[tuple[str, ...], list[Tally]]] = {p.label: defaultdict(list) for p in periods}
     for period, unit, *values in session.execute(stmt.with_only_columns(table.period, key, *[
             table[c] for c in names], *[table[c] for m in measures for c in TOPS[m]])):
-        parts[period][(unit,) if by_unit else ()].append(Tally(dict(zip(names, values, strict=False)), {
+        parts[period][(unit,) if by_unit else ()].append(Tally(dict(zip(names, values[: len(names)], strict=True)), {
             m: values[len(names) + TOP * i: len(names) + TOP * (i + 1)] for i, m in enumerate(measures)}))
     return [{key: found[0] if len(found) == 1 else Tally.merged(found) for key, found in parts[p.label].items()}
             for p in periods]
@@ -227,13 +233,13 @@ def _summarised(session: Session, caller: Caller, query: Query, periods: Sequenc
 def unit_tallies(session: Session, caller: Caller, query: Query, periods: Sequence[Period],
                  measures: Sequence[str] = ("incidents",)) -> list[tuple[dict[tuple[str, ...], Tally], Tally]]:
     """For each period (of one type): tallies per unit, and the tally of the whole scope."""
-    per_unit = _summarised(session, caller, query, periods, by_unit=True, breakdown=None, measures=measures)
+    per_unit = from_summaries(session, caller, query, periods, by_unit=True, breakdown=None, measures=measures)
     if per_unit is None:
-        return [(_summed(session, caller, query, p, measures, by_unit=True, breakdown=None),
+        return [(from_cells(session, caller, query, p, measures, by_unit=True, breakdown=None),
                  tallies(session, caller, query, p, measures, by_unit=False).get((), Tally())) for p in periods]
     if query.group_by == "institution":  # the scope's total is its institutions' merge
         return [(units, Tally.merged(units.values(), measures)) for units in per_unit]
-    wholes = _summarised(session, caller, query, periods, by_unit=False, breakdown=None, measures=measures) or []
+    wholes = from_summaries(session, caller, query, periods, by_unit=False, breakdown=None, measures=measures) or []
     return [(units, whole.get((), Tally())) for units, whole in zip(per_unit, wholes, strict=True)]
 
 
@@ -241,14 +247,14 @@ def tallies(session: Session, caller: Caller, query: Query, period: Period,
             measures: Sequence[str] = ("incidents",), *, by_unit: bool = True,
             breakdown: str | None = None) -> dict[tuple[str, ...], Tally]:
     """Tallies per unit (and breakdown value), or one tally for the whole scope when by_unit is False."""
-    summarised = _summarised(session, caller, query, [period], by_unit=by_unit, breakdown=breakdown,
+    summarised = from_summaries(session, caller, query, [period], by_unit=by_unit, breakdown=breakdown,
                              measures=measures)
     if summarised is not None:
         return summarised[0]
-    return _summed(session, caller, query, period, measures, by_unit=by_unit, breakdown=breakdown)
+    return from_cells(session, caller, query, period, measures, by_unit=by_unit, breakdown=breakdown)
 
 
-def _summed(session: Session, caller: Caller, query: Query, period: Period, measures: Sequence[str], *,
+def from_cells(session: Session, caller: Caller, query: Query, period: Period, measures: Sequence[str], *,
             by_unit: bool, breakdown: str | None) -> dict[tuple[str, ...], Tally]:
     """Tallies summed from the cell rollups: any filter, breakdown, period and scope."""
     grouping = ([_unit_column(query.group_by)] if by_unit else []) + (
@@ -309,7 +315,7 @@ def _figures(session: Session, caller: Caller, query: Query, periods: Sequence[P
             incidents = tally.released("incidents", rules)
             figures[key] = {"incidents": incidents, "residents": tally.released_residents(rules), "places": places,
                             "rate": rate(incidents, places, PER_PLACES)}
-        found.append((figures, whole.released("incidents", rules), sum(exposure.values())))
+        found.append((figures, whole.released("incidents", rules), sum(exposure.values(), 0.0)))
     return found
 
 

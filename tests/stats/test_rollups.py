@@ -290,6 +290,23 @@ def test_a_correction_of_the_resident_moves_its_resident_rollup(session, locatio
     assert len(rollup_rows(session)["incident_rollup"]) == 2
 
 
+@pytest.mark.parametrize("change", ["correct the resident", "retract"])
+def test_no_row_of_a_resident_stays_once_its_incidents_are_gone(session, locations, change):
+    """Not even a row of zeros: a pseudonym entered by mistake must leave the rollups with the mistake."""
+    [incident] = seed(session, locations[0], 1, residents=["R-wrong"])
+    wrong = KEYS.resident(locations[0].institution_id, "R-wrong")
+    caller = caller_of(locations[0].institution_id)
+
+    if change == "retract":
+        incidents.retract_incident(session, caller, incident.id, REASON)
+    else:
+        incidents.correct_incident(session, caller, incident.id, patch_of({"resident": "R-right"}, incident, locations),
+                                   KEYS, if_match='"1"')
+
+    for table in (ResidentRollup, UnitResident):
+        assert session.scalar(select(func.count()).select_from(table).where(table.resident_pseudonym == wrong)) == 0
+
+
 def test_rebuild_returns_the_number_of_active_incidents_and_reproduces_the_rollups(session, locations):
     recorded = seed(session, locations[0], 7, residents=["R-1", "R-2", None]) + seed(
         session, locations[1], 4, kind="absence", meldcode_step=2)

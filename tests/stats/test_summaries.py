@@ -10,20 +10,39 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from service.auth.access import NATIONAL, Caller
 from service.auth.models import Role
+from service.errors import Forbidden
+from service.incidents.models import Incident, Status
+from service.incidents.service import correct_incident, record_incidents, retract_incident
+from service.retention import purge
 from service.schemas import camelised
-from service.stats import service
+from service.stats import rollups, service
 from service.stats.disclosure import DisclosureRules
 from service.stats.models import KEY_SUMS, MEASURES
 from service.stats.periods import parse_period, period_range
 from service.stats.schemas import FunnelOut, HotspotsOut, TrendsOut
 from tests.factories import make_institution, make_location
-from tests.stats.factories import seed
+from tests.stats.factories import KEYS, caller_of, seed
+from tests.stats.test_rollups import (
+    AGE_BANDS,
+    EXPLOITATION_TYPES,
+    KINDS,
+    MOMENTS,
+    REASON,
+    STEPS,
+    patch_of,
+    recounted_units,
+    rollup_rows,
+    spec_values,
+)
 
 TODAY = dt.date(2026, 11, 28)
 
@@ -68,8 +87,8 @@ def comparable(tallies: dict[tuple[str, ...], Any]) -> dict[tuple[str, ...], dic
 def test_summaries_equal_the_sum_of_cells(session, register, period, group_by, codes, by_unit):
     caller, query, fixed = analyst(*codes), service.Query(group_by), parse_period(period, TODAY)
 
-    summarised = service._summarised(session, caller, query, [fixed], by_unit=by_unit, breakdown=None)
-    summed = service._summed(session, caller, query, fixed, MEASURES, by_unit=by_unit, breakdown=None)
+    summarised = service.from_summaries(session, caller, query, [fixed], by_unit=by_unit, breakdown=None)
+    summed = service.from_cells(session, caller, query, fixed, MEASURES, by_unit=by_unit, breakdown=None)
 
     assert summarised is not None
     assert comparable(summarised[0]) == comparable(summed)
@@ -79,7 +98,7 @@ def test_summaries_equal_the_sum_of_cells(session, register, period, group_by, c
 def test_the_summaries_count_a_resident_who_moved_once(session, register):
     caller, query = analyst(NATIONAL), service.Query("institution")
 
-    [[whole]] = [found.values() for found in service._summarised(
+    [[whole]] = [found.values() for found in service.from_summaries(
         session, caller, query, [parse_period("2026-Q2", TODAY)], by_unit=False, breakdown=None) or []]
 
     # Residents are R-move-1 and R-move-2 at the north institution's three locations, R-stay there, and R-move-1
@@ -94,20 +113,25 @@ def test_the_summaries_count_a_resident_who_moved_once(session, register):
     ((NATIONAL,), service.Query("institution"), "2026-W20"),
 ])
 def test_questions_the_summaries_do_not_answer_are_summed_from_cells(session, codes, query, period):
-    assert service._summarised(session, analyst(*codes), query, [parse_period(period, TODAY)], by_unit=True,
+    assert service.from_summaries(session, analyst(*codes), query, [parse_period(period, TODAY)], by_unit=True,
                                breakdown=None) is None
 
 
 @pytest.mark.parametrize(("name", "schema"), [("hotspots", HotspotsOut), ("breakdown", HotspotsOut),
-                                              ("trends", TrendsOut), ("funnel", FunnelOut)])
+                                              ("trends", TrendsOut), ("weekly", TrendsOut), ("funnel", FunnelOut)])
 @pytest.mark.parametrize("group_by", ["location", "institution", "municipality", "postcode4"])
-def test_statistics_go_on_the_wire_exactly_as_their_schema_dumps_them(session, register, name, schema, group_by):
-    caller, rules, q2 = analyst(NATIONAL), DisclosureRules(k=5), parse_period("2026-Q2", TODAY)
+@pytest.mark.parametrize(("codes", "k"), [((NATIONAL,), 5), (("GM0363",), 10), (("GM9999",), 5)])  # GM9999: empty
+def test_statistics_go_on_the_wire_exactly_as_their_schema_dumps_them(session, register, name, schema, group_by,
+                                                                       codes, k):
+    caller, rules, q2 = analyst(*codes), DisclosureRules(k=k), parse_period("2026-Q2", TODAY)
     data = {
         "hotspots": lambda: service.hotspots(session, caller, service.Query(group_by), q2, rules),
         "breakdown": lambda: service.hotspots(session, caller, service.Query(group_by, breakdown="ageBand"), q2, rules),
         "trends": lambda: service.trends(session, caller, service.Query(group_by),
                                          period_range(parse_period("2026-03", TODAY), parse_period("2026-09", TODAY),
+                                                      12), rules),
+        "weekly": lambda: service.trends(session, caller, service.Query(group_by),
+                                         period_range(parse_period("2026-W14", TODAY), parse_period("2026-W18", TODAY),
                                                       12), rules),
         "funnel": lambda: service.reporting_funnel(session, caller, service.Query(group_by), q2, rules),
     }[name]()
@@ -129,3 +153,109 @@ def test_several_periods_read_together_equal_each_read_alone(session, register, 
     units, places = service.units_and_places(session, caller, query, periods)
     assert places == [service.units_and_places(session, caller, query, [p])[1][0] for p in periods]
     assert units == service.units_and_places(session, caller, query, periods[:1])[0]
+
+
+# --- any history, two institutions, six residents: the summaries stay exact ----------------------------------------
+
+RESIDENT_REFS = (None, "R-1", "R-2", "R-3", "R-4", "R-5", "R-6")  # more than the top 3, so some stay outside it
+MOVES = st.integers(0, 4)
+spec = st.fixed_dictionaries({
+    "location": MOVES, "kind": st.sampled_from(KINDS), "exploitation_type": st.sampled_from(EXPLOITATION_TYPES),
+    "occurred_at": st.sampled_from(MOMENTS), "resident": st.sampled_from(RESIDENT_REFS),
+    "age_band": st.sampled_from(AGE_BANDS), "meldcode_step": st.sampled_from(STEPS), "reported": st.booleans(),
+})
+patch = st.fixed_dictionaries({}, optional={
+    "location": MOVES, "occurred_at": st.sampled_from(MOMENTS), "resident": st.sampled_from(RESIDENT_REFS),
+    "meldcode_step": st.sampled_from(STEPS), "reported": st.booleans(),
+}).filter(bool)
+history = st.tuples(st.lists(spec, min_size=3, max_size=12), st.lists(st.one_of(
+    st.tuples(st.just("create"), st.lists(spec, min_size=1, max_size=8)),
+    st.tuples(st.just("correct"), st.integers(0, 80), patch),
+    st.tuples(st.just("retract"), st.integers(0, 80)),
+    st.tuples(st.just("purge")),
+), min_size=1, max_size=16))
+CALLERS = [(NATIONAL,), ("GM0014",), ("GM0363",)]
+LABELS = ("2026-03", "2026-04", "2026-Q2", "2026", "2025")
+
+
+@pytest.fixture
+def spread(session) -> list[Any]:  # type: ignore[no-untyped-def]
+    """Five locations of two institutions, each institution with a location in the other's municipality (as plain
+    values: a purge expunges the session's objects)."""
+    north, south = make_institution(session, municipality_code="GM0014"), make_institution(session,
+                                                                                         municipality_code="GM0363")
+    made = [make_location(session, north), make_location(session, north),
+            make_location(session, north, municipality_code="GM0363"), make_location(session, south),
+            make_location(session, south, municipality_code="GM0014")]
+    return [SimpleNamespace(id=location.id, institution_id=location.institution_id) for location in made]
+
+
+def _replay(session: Any, spread: list[Any], steps: list[Any]) -> None:
+    recorded: list[uuid.UUID] = []
+    for step in steps:
+        event(step[0])
+        active = [i for i in recorded if (found := session.get(Incident, i)) is not None
+                  and found.status is Status.ACTIVE]
+        if step[0] == "create":
+            by_institution: dict[uuid.UUID, list[Any]] = {}
+            for item in step[1]:
+                by_institution.setdefault(spread[item["location"]].institution_id, []).append(item)
+            for institution, items in by_institution.items():
+                recorded += [i.id for i in record_incidents(session, caller_of(institution),
+                                                            [spec_values(s, spread) for s in items], KEYS,
+                                                            batch=len(items) > 1)]
+        elif step[0] == "correct" and active:
+            incident = session.get(Incident, active[step[1] % len(active)])
+            change = dict(step[2])
+            if "location" in change:  # to one of its own institution's locations
+                own = [n for n, location in enumerate(spread) if location.institution_id == incident.institution_id]
+                change["location"] = own[change["location"] % len(own)]
+            correct_incident(session, caller_of(incident.institution_id), incident.id,
+                             patch_of(change, incident, spread), KEYS, if_match=f'"{incident.version}"')
+        elif step[0] == "retract" and active:
+            incident = session.get(Incident, active[step[1] % len(active)])
+            retract_incident(session, caller_of(incident.institution_id), incident.id, REASON)
+        elif step[0] == "purge":
+            purge(session, b"a" * 32, years=1, now=dt.datetime(2027, 1, 1, 0, 30, tzinfo=dt.UTC))
+            recorded = [i for i in recorded if session.get(Incident, i) is not None]
+
+
+@settings(max_examples=40, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(steps=history)
+def test_after_any_history_summaries_equal_a_recount_the_cells_and_a_rebuild(session, spread, steps):
+    savepoint = session.begin_nested()  # each example starts from no incidents
+    try:
+        first, rest = steps
+        _replay(session, spread, [("create", first), *rest])
+
+        written = rollup_rows(session)
+        assert written["unit_tally"] == recounted_units(session)
+        for codes in CALLERS:
+            for group_by in ("location", "institution", "municipality"):
+                for label in LABELS:
+                    period, query = parse_period(label, TODAY), service.Query(group_by)
+                    for by_unit in (True, False):
+                        [summaries] = service.from_summaries(session, analyst(*codes), query, [period],
+                                                             by_unit=by_unit, breakdown=None) or [{}]
+                        cells = service.from_cells(session, analyst(*codes), query, period, MEASURES,
+                                                   by_unit=by_unit, breakdown=None)
+                        assert comparable(summaries) == comparable(cells), (codes, group_by, label, by_unit)
+                        for n in (1, 2, 3):  # the dominance rule with every number of top contributors it allows
+                            rules = DisclosureRules(k=5, dominance_n=n, dominance_share=0.5)
+                            for key in summaries.keys() & cells.keys():
+                                assert [summaries[key].released(m, rules) for m in MEASURES] == \
+                                    [cells[key].released(m, rules) for m in MEASURES]
+        rollups.rebuild(session, chunk=5)
+        assert rollup_rows(session) == written
+    finally:
+        savepoint.rollback()
+        session.expire_all()
+
+
+@pytest.mark.parametrize("by_unit", [True, False])
+def test_a_municipality_outside_the_scope_is_refused_by_the_summaries_too(session, register, by_unit):
+    query, q2 = service.Query("location", municipality_code="GM0363"), parse_period("2026-Q2", TODAY)
+
+    with pytest.raises(Forbidden):
+        service.tallies(session, analyst("GM0014"), query, q2, by_unit=by_unit)
