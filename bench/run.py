@@ -345,18 +345,23 @@ def hotspots_script(work: Path, port: int, quarter: str, analyst: str) -> Path:
     return lua_script(work / "hotspots.lua", [{"method": "GET", "path": path, "headers": headers}])
 
 
-def at_scale(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
-    """Hotspots (one connection) and the plain GROUP BY again, on a register of `--at-scale` incidents."""
+def register(url: str, incidents: int) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
+    """Migrate the scratch database, generate `incidents`, make the clients: (master key, generation, clients)."""
     from alembic import command
 
     from service.operations import alembic_config
 
     master_key = secrets.token_bytes(32)
     command.upgrade(alembic_config(url), "head")
-    print(f"generating {args.at_scale} incidents ...", file=sys.stderr)
-    generated = generate(url, args.at_scale, master_key)
+    print(f"generating {incidents} incidents ...", file=sys.stderr)
+    generated = generate(url, incidents, master_key)
     print(f"generated: {generated['timings']}", file=sys.stderr)
-    made = clients(url, generated.pop("locationsByInstitution"))
+    return master_key, generated, clients(url, generated.pop("locationsByInstitution"))
+
+
+def at_scale(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
+    """Hotspots (one connection) and the plain GROUP BY again, on a register of `--at-scale` incidents."""
+    master_key, generated, made = register(url, args.at_scale)
     quarter, _ = periods()
     figures: dict[str, Any] = {"groupBy": group_by(url, quarter)}
     process, port = start_gunicorn(service_env(url, work, master_key), "service.wsgi:app", work / "gunicorn.log", [])
@@ -373,17 +378,9 @@ def at_scale(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
 def run(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
     import random
 
-    from alembic import command
-
-    from service.operations import alembic_config
     from service.taxonomy.service import load_taxonomy
 
-    master_key = secrets.token_bytes(32)
-    command.upgrade(alembic_config(url), "head")
-    print(f"generating {args.incidents} incidents ...", file=sys.stderr)
-    generated = generate(url, args.incidents, master_key)
-    print(f"generated: {generated['timings']}", file=sys.stderr)
-    made = clients(url, generated.pop("locationsByInstitution"))
+    master_key, generated, made = register(url, args.incidents)
     database = url.rsplit("/", 1)[1]
     env = service_env(url, work, master_key)
     log = work / "gunicorn.log"

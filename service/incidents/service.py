@@ -199,10 +199,9 @@ def record_incidents(session: Session, caller: Caller, items: Sequence[Mapping[s
              "record_key": secrets.randbelow(256), "retracted_at": None, **_columns(item, keys, caller.institution_id)}
             for item in items]
     dialect = session.get_bind().dialect
-    parameters = bulk_rows(dialect.name, Incident.__table__, INCIDENT_COLUMNS, rows)
     try:
-        result = session.execute(_insert_new(dialect.name), rows[0] if isinstance(parameters, list) and len(rows) == 1
-                                 else parameters)
+        result = session.execute(_insert_new(dialect.name),
+                                 bulk_rows(dialect.name, Incident.__table__, INCIDENT_COLUMNS, rows))
     except IntegrityError as exc:
         raise Conflict("An incident with this clientReference was recorded concurrently; retry.") from exc
     counted = len(rows) == 1 or dialect.name == "postgresql" or dialect.supports_sane_multi_rowcount

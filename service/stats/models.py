@@ -14,14 +14,27 @@ KEY_SUMS = {"incidents": "key_sum", "step2": "step2_key_sum", "step5": "step5_ke
             "reported": "reported_key_sum"}
 TOP = 3  # top contributions kept per measure: the largest dominance_n the disclosure rules allow
 TOPS = {measure: tuple(f"{measure}_top{i}" for i in range(1, TOP + 1)) for measure in MEASURES}
+MEASURED = tuple(name for measure in MEASURES for name in (measure, KEY_SUMS[measure]))
 
 
-class Rollup(Base):
-    """Active incidents per (grain, bucket, location, kind, exploitation type, age band), with cell-key sums.
+class Measured:
+    """Per measure, the active incidents counted and the plain sum of their record keys (a cell's key is that sum
+    mod 256). Step 2 and step 5 count signals that reached at least that meldcode step; `reported` those formally
+    reported to any body. After the key columns of a table (sort_order)."""
 
-    `*_key_sum` is the plain sum of record keys; a cell's key is that sum mod 256. Step 2 and step 5 count
-    signals that reached at least that meldcode step; `reported` those formally reported to any body.
-    """
+    incidents: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
+    key_sum: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
+    step2: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
+    step2_key_sum: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
+    step5: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
+    step5_key_sum: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
+    reported: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
+    reported_key_sum: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
+
+
+
+class Rollup(Measured, Base):
+    """Active incidents per (grain, bucket, location, kind, exploitation type, age band), with cell-key sums."""
 
     __tablename__ = "incident_rollup"
 
@@ -31,14 +44,6 @@ class Rollup(Base):
     kind: Mapped[str] = mapped_column(String(40), primary_key=True)
     exploitation_type: Mapped[str] = mapped_column(String(40), primary_key=True)
     age_band: Mapped[str] = mapped_column(String(20), primary_key=True)
-    incidents: Mapped[int] = mapped_column(Integer, default=0)
-    key_sum: Mapped[int] = mapped_column(Integer, default=0)
-    step2: Mapped[int] = mapped_column(Integer, default=0)
-    step2_key_sum: Mapped[int] = mapped_column(Integer, default=0)
-    step5: Mapped[int] = mapped_column(Integer, default=0)
-    step5_key_sum: Mapped[int] = mapped_column(Integer, default=0)
-    reported: Mapped[int] = mapped_column(Integer, default=0)
-    reported_key_sum: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_incident_rollup_grain_period", "grain", "period"),)
 
@@ -77,7 +82,7 @@ class UnitKeyed:
     municipality_code: Mapped[str] = mapped_column(String(6), primary_key=True, sort_order=-1)
 
 
-class UnitTally(UnitKeyed, Base):
+class UnitTally(UnitKeyed, Measured, Base):
     """A unit's released-ready summary per month, quarter and year, kept on write so hotspots read one row per unit.
 
     Units are a location, an institution (`municipality_code` '') and an institution within one municipality (its
@@ -89,14 +94,6 @@ class UnitTally(UnitKeyed, Base):
 
     __tablename__ = "unit_tally"
 
-    incidents: Mapped[int] = mapped_column(Integer, default=0)
-    key_sum: Mapped[int] = mapped_column(Integer, default=0)
-    step2: Mapped[int] = mapped_column(Integer, default=0)
-    step2_key_sum: Mapped[int] = mapped_column(Integer, default=0)
-    step5: Mapped[int] = mapped_column(Integer, default=0)
-    step5_key_sum: Mapped[int] = mapped_column(Integer, default=0)
-    reported: Mapped[int] = mapped_column(Integer, default=0)
-    reported_key_sum: Mapped[int] = mapped_column(Integer, default=0)
     residents: Mapped[int] = mapped_column(Integer, default=0)
     residents_key_sum: Mapped[int] = mapped_column(Integer, default=0)
     incidents_of_residents: Mapped[int] = mapped_column(Integer, default=0)

@@ -29,7 +29,17 @@ from service.db import bulk_insert, bulk_rows
 from service.incidents.models import Incident, Status
 from service.registry.models import Location
 from service.stats.disclosure import resident_key
-from service.stats.models import KEY_SUMS, MEASURES, TOP, TOPS, ResidentRollup, Rollup, UnitResident, UnitTally
+from service.stats.models import (
+    KEY_SUMS,
+    MEASURED,
+    MEASURES,
+    TOP,
+    TOPS,
+    ResidentRollup,
+    Rollup,
+    UnitResident,
+    UnitTally,
+)
 from service.stats.periods import MONTH, UNIT_PERIOD_TYPES, WEEK, labels_of
 
 Table = type[Rollup] | type[ResidentRollup] | type[UnitTally] | type[UnitResident]
@@ -317,29 +327,36 @@ CROSS JOIN LATERAL (VALUES ('month', to_char(moment, 'YYYY-MM')), ('quarter', to
 CROSS JOIN LATERAL (VALUES ('location', location_id::text, municipality_code),
                            ('institution', institution_id::text, ''),
                            ('institution', institution_id::text, municipality_code)) AS u(level, unit, municipality)"""
-_SUMS = ("sum(incidents), sum(record_key), sum(step2), sum(step2 * record_key), "
-         "sum(step5), sum(step5 * record_key), sum(reported), sum(reported * record_key)")
+_SUMS = ", ".join(f"sum({m}), sum({m} * record_key)" for m in MEASURES)  # in the order of MEASURED
 _RANKS = ", ".join(f"row_number() OVER (PARTITION BY period_type, period, level, unit, municipality_code "
                    f"ORDER BY {m} DESC) AS {m}_rank" for m in MEASURES)
 _RESIDENT_SUMS = ", ".join(
     f"sum({m}) AS {m}_of_residents, " + ", ".join(f"max(CASE WHEN {m}_rank = {i} THEN {m} ELSE 0 END) AS {top}"
                                                   for i, top in enumerate(TOPS[m], start=1))
     for m in MEASURES)
-_RESIDENT_COLUMNS = ", ".join(f"coalesce(r.{c}, 0)" for c in (
-    "residents", "residents_key_sum", *(c for m in MEASURES for c in (f"{m}_of_residents", *TOPS[m]))))
+_OF_RESIDENTS = ("residents", "residents_key_sum", *(c for m in MEASURES for c in (f"{m}_of_residents", *TOPS[m])))
+_RESIDENT_COLUMNS = ", ".join(f"coalesce(r.{c}, 0)" for c in _OF_RESIDENTS)
+
+
+def _into(table: Table, columns: Iterable[str]) -> str:
+    """INSERT INTO with the columns named, in the order the SELECT below gives them (not the table's order)."""
+    return f"INSERT INTO {table.__tablename__} ({', '.join(columns)})"
+
+
+_CELL_KEY = ("grain", "period", "location_id", "kind", "exploitation_type", "age_band")
 _REBUILD = (  # fixed fragments only: nothing from input is formatted into them
-    f"""INSERT INTO incident_rollup {_COUNTED}
+    f"""{_into(Rollup, (*_CELL_KEY, *MEASURED))} {_COUNTED}
     SELECT b.grain, b.period, location_id, kind, exploitation_type, resident_age_band, {_SUMS}
     FROM counted {_CELLS} GROUP BY 1, 2, 3, 4, 5, 6""",  # noqa: S608
-    f"""INSERT INTO resident_rollup {_COUNTED}
+    f"""{_into(ResidentRollup, (*_CELL_KEY, "resident_pseudonym", *MEASURES))} {_COUNTED}
     SELECT b.grain, b.period, location_id, kind, exploitation_type, resident_age_band, resident_pseudonym,
            sum(incidents), sum(step2), sum(step5), sum(reported)
     FROM counted {_CELLS} WHERE resident_pseudonym IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7""",  # noqa: S608
-    f"""INSERT INTO unit_resident {_COUNTED}
+    f"""{_into(UnitResident, (*_columns(UnitTally)[0], "resident_pseudonym", *MEASURES))} {_COUNTED}
     SELECT p.period_type, p.period, u.level, u.unit, u.municipality, resident_pseudonym,
            sum(incidents), sum(step2), sum(step5), sum(reported)
     FROM counted {_UNITS} WHERE resident_pseudonym IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6""",  # noqa: S608
-    f"""INSERT INTO unit_tally {_COUNTED}, tallied AS (
+    f"""{_into(UnitTally, (*_columns(UnitTally)[0], *MEASURED, *_OF_RESIDENTS))} {_COUNTED}, tallied AS (
         SELECT p.period_type, p.period, u.level, u.unit, u.municipality AS municipality_code, {_SUMS}
         FROM counted {_UNITS} GROUP BY 1, 2, 3, 4, 5
     ), ranked AS (
