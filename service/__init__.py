@@ -14,6 +14,7 @@ from service import http, operations, ratelimit
 from service.audit import recording
 from service.auth import access
 from service.auth.access import public
+from service.clock import CLOCK
 from service.config import API_VERSION, ConfigurationError, Settings, load_settings
 from service.db import db
 from service.http import ConventionsPlugin, RegisterApi, register_conventions
@@ -68,6 +69,8 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     app.config.update(_api_config(settings))
     app.url_map.strict_slashes = True
     app.extensions["settings"] = settings
+    if settings.clock_start is not None:
+        CLOCK.start_at(settings.clock_start)
     try:
         app.extensions["disclosure"] = DisclosureRules(settings.disclosure_k, settings.dominance_n,
                                                        settings.dominance_share)

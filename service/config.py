@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from service.clock import noon_in_amsterdam
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ class Settings:
     disclosure_k: int = 10
     dominance_n: int = 2
     dominance_share: float = 0.75
+    clock_start: dt.datetime | None = None
 
     @property
     def production(self) -> bool:
@@ -75,6 +79,25 @@ def _share(environ: Mapping[str, str], name: str, default: float) -> float:
         return float(environ.get(name, str(default)))
     except ValueError:
         raise ConfigurationError(f"{name} must be a number such as 0.75") from None
+
+
+def _clock_start(environ: Mapping[str, str], environment: str) -> dt.datetime | None:
+    """CLOCK_START moves the service's clock (a demo on another day, the CI run on other dates): a day means noon
+    in Amsterdam, a date-time needs its offset. Never in production: occurredAt checks and retention follow it."""
+    text = environ.get("CLOCK_START", "")
+    if not text:
+        return None
+    if environment == "production":
+        raise ConfigurationError("CLOCK_START is for development and tests; production runs on the system clock")
+    try:
+        if len(text) == 10:
+            return noon_in_amsterdam(dt.date.fromisoformat(text))
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigurationError("CLOCK_START must be a day (2027-12-31) or a date-time with offset") from None
+    if moment.tzinfo is None:
+        raise ConfigurationError("CLOCK_START must be a day (2027-12-31) or a date-time with offset")
+    return moment
 
 
 def _development_secret(instance_path: Path, filename: str) -> str:
@@ -150,4 +173,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         disclosure_k=_number(env, "DISCLOSURE_K", 10),
         dominance_n=_number(env, "DISCLOSURE_DOMINANCE_N", 2),
         dominance_share=_share(env, "DISCLOSURE_DOMINANCE_SHARE", 0.75),
+        clock_start=_clock_start(env, environment),
     )

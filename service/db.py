@@ -100,10 +100,6 @@ def value_enum(cls: type[enum.StrEnum]) -> Enum:
                 values_callable=lambda members: [m.value for m in members])
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def _configure_sqlite(engine: Engine) -> None:
     """WAL, enforced foreign keys, and transactions that SQLAlchemy controls (savepoints need it)."""
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service import clock
 from service.auth import service as auth
 from service.auth.access import Caller
 from service.auth.models import ApiClient, Role
@@ -118,7 +119,7 @@ def _seed_incidents(session: Session, institutions: list[Institution], keys: Ide
 def seed_demo(session: Session, keys: IdentityKeys, today: dt.date | None = None) -> dict[str, tuple[str, str]]:
     """Create what is missing (idempotent) and give every demo client a fresh secret: role -> (id, secret)."""
     institutions = [_institution(session, *spec) for spec in INSTITUTIONS]
-    _seed_incidents(session, institutions, keys, today or dt.date.today())
+    _seed_incidents(session, institutions, keys, today or clock.today())
     credentials = {}
     for role, name in DEMO_CLIENTS.items():
         client = session.scalar(select(ApiClient).where(ApiClient.name == name, ApiClient.active.is_(True)))

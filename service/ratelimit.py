@@ -12,6 +12,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits.storage import MemoryStorage
 
+from service import clock
 from service.config import Settings
 from service.operations import blp as operations
 
@@ -46,7 +47,7 @@ def _rate_limit_headers(response: Response) -> Response:
     current = current_app.extensions["limiter"].current_limit
     if current is None:
         return response
-    reset = max(int(current.reset_at - time.time()), 0)
+    reset = max(int(current.reset_at - clock.wall_time()), 0)
     response.headers["RateLimit-Policy"] = f"{current.limit.amount};w={current.limit.get_expiry()}"
     response.headers["RateLimit"] = (f"limit={current.limit.amount}, remaining={max(current.remaining, 0)}, "
                                      f"reset={reset}")

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from service import clock
 from service.audit.service import EventType, append_event
 from service.auth.service import purge_revoked_tokens
-from service.db import utcnow
 from service.incidents.idempotency import purge_expired
 from service.incidents.models import Incident, Revision
 from service.schemas import camelcase
@@ -38,7 +38,7 @@ class Purged:
 
 
 def cutoff(years: int, now: dt.datetime | None = None) -> dt.datetime:
-    now = now or utcnow()
+    now = now or clock.now()
     try:
         return now.replace(year=now.year - years)
     except ValueError:  # 29 February

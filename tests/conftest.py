@@ -2,10 +2,16 @@
 
 The suite runs on SQLite by default and on PostgreSQL when TEST_DATABASE_URL names a server; it then creates and
 drops a database of its own there. Under CI=true an unreachable PostgreSQL fails the run instead of skipping it.
+
+Time: every test runs on the service's clock (`service.clock`). It reads the system clock, or the day TEST_TODAY
+names (`TEST_TODAY=2028-02-29`: noon in Amsterdam, ticking on), so the suite can be run as if on another day. A test
+that names calendar dates sets the clock with `@pytest.mark.clock("2026-11-20")` (a day: noon in Amsterdam; or a
+date-time with offset), on itself or on its module; the clock is put back after every test.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import uuid
@@ -28,12 +34,40 @@ from sqlalchemy.orm import Session
 from service import create_app
 from service.auth import service as auth_service
 from service.auth.models import ApiClient, Role
+from service.clock import CLOCK, Clock, noon_in_amsterdam
 from service.config import Settings
 from service.db import make_engine
 from service.operations import alembic_config
 from tests.factories import make_client, make_institution, make_location
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+TEST_TODAY = os.environ.get("TEST_TODAY", "")
+
+
+def _moment(text: str) -> dt.datetime:
+    """A day (noon in Amsterdam) or a date-time with offset."""
+    return noon_in_amsterdam(dt.date.fromisoformat(text)) if len(text) == 10 else dt.datetime.fromisoformat(text)
+
+
+CLOCK.reset()
+if TEST_TODAY:
+    CLOCK.start_at(_moment(TEST_TODAY))  # before test modules are imported: their module-level dates follow it
+SUITE_CLOCK = CLOCK.setting()  # restored after every test: the suite's time goes on ticking, never back
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "clock(moment): run the test with the service's clock started at this day "
+                                       "(noon in Amsterdam) or date-time")
+
+
+@pytest.fixture(autouse=True)
+def clock(request: pytest.FixtureRequest) -> Iterator[Clock]:
+    """The service's clock, set by the test's `clock` marker (if any) and put back afterwards."""
+    marker = request.node.get_closest_marker("clock")
+    if marker is not None:
+        CLOCK.start_at(_moment(marker.args[0]))
+    yield CLOCK
+    CLOCK.restore(SUITE_CLOCK)
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 

@@ -26,7 +26,7 @@ from flask_jwt_extended import create_access_token
 from hypothesis import HealthCheck, settings
 from schemathesis.generation import GenerationMode
 
-from service import create_app
+from service import clock, create_app
 from service.auth import service as auth
 from service.auth.models import Role
 from service.config import Settings
@@ -35,6 +35,9 @@ from service.incidents.rules import BLOCK_OF_KIND
 from service.operations import alembic_config
 from service.taxonomy.service import load_taxonomy
 from tests.factories import make_institution, make_location
+
+# Valid periods are drawn from 2025 and 2026.
+pytestmark = pytest.mark.clock("2026-11-20")
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
 
@@ -66,7 +69,7 @@ def fuzz_app(scratch_databases, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 def _recent(hours: int = 2) -> str:
-    return (dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)).isoformat()
+    return (clock.now() - dt.timedelta(hours=hours)).isoformat()
 
 
 def _repair_incident(item: dict[str, Any], location_id: str, serial: str) -> dict[str, Any]:

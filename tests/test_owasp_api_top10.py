@@ -13,12 +13,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from service.auth.models import Role
 from service.http import PROBLEM_JSON
 from tests.factories import make_location
 from tests.incidents.factories import incident_body
 from tests.routes import all_routes
 from tests.stats.factories import seed
+
+# Some requests name 2026 periods.
+pytestmark = pytest.mark.clock("2026-11-20")
 
 ROOT = Path(__file__).resolve().parent.parent
 OPERATIONAL = {"/healthz", "/readyz", "/metrics", "/v1/docs", "/v1/docs/assets/<path:filename>", "/v1/openapi.json"}

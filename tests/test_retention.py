@@ -19,7 +19,7 @@ from flask import Flask
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
-from service import create_app
+from service import clock, create_app
 from service.audit.models import AccessEvent
 from service.audit.service import verify_chain
 from service.auth.access import Caller
@@ -66,7 +66,7 @@ def rollups(session: Session) -> dict[str, set[tuple[Any, ...]]]:
 
 class Seeded:
     def __init__(self, app: Flask, session: Session) -> None:
-        self.now = dt.datetime.now(dt.UTC)
+        self.now = clock.now()
         self.keys = IdentityKeys.from_settings(app.extensions["settings"])
         institution = make_institution(session)
         locations = [make_location(session, institution).id for _ in range(2)]
@@ -211,7 +211,7 @@ def test_the_command_purges_and_its_dry_run_prints_camel_case_json(tmp_path: Pat
     upgraded = runner.invoke(main, ["db", "upgrade"], env=env)
     assert upgraded.exit_code == 0, upgraded.output
     app = create_app(env)  # the command's instance folder, so the same development keys
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     with app.app_context():
         institution = make_institution(db.session)
         location = make_location(db.session, institution)

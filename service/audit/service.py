@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from service import clock
 from service.audit.models import AccessEvent
 from service.auth.access import Caller
 from service.auth.models import Role
-from service.db import utcnow
 
 GENESIS = "0" * 64
 CHAIN_LOCK = 0x52525F4C4F47  # "RR_LOG": one advisory lock for the append, held until commit
@@ -73,7 +73,7 @@ def append_event(session: Session, key: bytes, *, event_type: str, route: str, o
         acted_for = str(caller.institution_id) if caller.role is Role.INSTITUTION else ",".join(
             caller.municipality_codes) or None
     event = AccessEvent(
-        occurred_at=utcnow(), event_type=event_type, client_id=caller.client_id if caller else None,
+        occurred_at=clock.now(), event_type=event_type, client_id=caller.client_id if caller else None,
         role=caller.role.value if caller else None, acted_for=acted_for, municipality_code=municipality_code,
         route=route, records=records if len(records) <= MAX_RECORDS else [],
         record_count=len(records) if record_count is None else record_count, filters=dict(filters or {}),

@@ -9,7 +9,8 @@ import uuid
 from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, UTCDateTime, utcnow, value_enum
+from service import clock
+from service.db import Base, UTCDateTime, value_enum
 
 
 class Role(enum.StrEnum):
@@ -31,7 +32,7 @@ class ApiClient(Base):
     municipality_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
     secret_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
     secret_rotated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     deactivated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
@@ -46,4 +47,4 @@ class RevokedToken(Base):
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_client.id"))
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
-    revoked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)

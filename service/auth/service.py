@@ -13,8 +13,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Select, delete, exists, select
 from sqlalchemy.orm import Session
 
+from service import clock
 from service.auth.models import ApiClient, RevokedToken, Role
-from service.db import utcnow
 from service.errors import Conflict, FieldError, InvalidInput, NotFound
 from service.registry.models import Institution
 
@@ -82,7 +82,7 @@ def rotate_secret(session: Session, client_id: uuid.UUID) -> tuple[ApiClient, st
         raise Conflict("A deactivated client cannot get a new secret.")
     secret = new_secret()
     client.secret_hash = _hasher.hash(secret)
-    client.secret_rotated_at = utcnow()
+    client.secret_rotated_at = clock.now()
     session.flush()
     return client, secret
 
@@ -92,7 +92,7 @@ def deactivate_client(session: Session, client_id: uuid.UUID) -> ApiClient:
     client = get_client(session, client_id)
     if client.active:
         client.active = False
-        client.deactivated_at = utcnow()
+        client.deactivated_at = clock.now()
         session.flush()
     return client
 
@@ -133,7 +133,7 @@ def revoke_token(session: Session, jti: str, client_id: uuid.UUID, expires_at: d
 
 def purge_revoked_tokens(session: Session, now: dt.datetime | None = None) -> int:
     """Forget revocations of tokens that have expired anyway; returns how many."""
-    result = session.execute(delete(RevokedToken).where(RevokedToken.expires_at <= (now or utcnow())))
+    result = session.execute(delete(RevokedToken).where(RevokedToken.expires_at <= (now or clock.now())))
     return result.rowcount or 0
 
 

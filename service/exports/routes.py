@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator
 
@@ -10,17 +9,18 @@ import marshmallow as ma
 from flask import Response, current_app, request, stream_with_context
 from flask.views import MethodView
 
+from service import clock
 from service.audit.recording import audited, touched
 from service.audit.service import EventType
 from service.auth.access import current_caller, requires
 from service.auth.models import Role
-from service.db import db, utcnow
+from service.db import db
 from service.errors import FieldError, InvalidInput
 from service.exports import service
 from service.exports.schemas import ExportRow
 from service.http import Blueprint, produces
 from service.schemas import CamelSchema
-from service.stats.periods import AMSTERDAM, parse_period
+from service.stats.periods import parse_period
 from service.stats.schemas import PERIOD
 
 blp = Blueprint("exports", __name__, url_prefix="/v1/exports",
@@ -62,14 +62,14 @@ class IncidentExport(MethodView):
         Every incident of the institutions in the auditor's scope that occurred in the periods `from` to `to`,
         as recorded when the export started (retracted ones included, marked). Negotiated by `Accept`.
         """
-        today = dt.datetime.now(AMSTERDAM).date()
+        today = clock.today()
         try:
             first, last = parse_period(from_, today), parse_period(to, today)
         except ValueError as exc:
             raise InvalidInput("Not a fixed period.", errors=[FieldError("/from", str(exc), "query")]) from None
         if last.end <= first.start:
             raise InvalidInput("to is before from.", errors=[FieldError("/to", "Must not be before from.", "query")])
-        generated_at = utcnow()
+        generated_at = clock.now()
         stmt = service.exported_incidents(current_caller(), first, last, generated_at)
         # Count and rows come from one snapshot, so the count logged (and committed with the request) is the
         # number of rows that stream afterwards.

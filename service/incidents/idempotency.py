@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from service.db import utcnow
+from service import clock
 from service.errors import Conflict, Unprocessable
 from service.incidents.models import IdempotencyKey
 
@@ -71,7 +71,7 @@ def run_once(session: Session, client_id: uuid.UUID, key: str | None, fingerprin
         return Outcome(status, json.dumps(body), replayed=False)
     _hold(session, client_id, key)
     stored = session.get(IdempotencyKey, (client_id, key))
-    if stored is not None and stored.expires_at > utcnow():
+    if stored is not None and stored.expires_at > clock.now():
         if stored.request_hash != fingerprint:
             raise Unprocessable("This Idempotency-Key was used for a different request; use a new key.")
         return Outcome(stored.response_status, stored.response_body, replayed=True)
@@ -80,7 +80,7 @@ def run_once(session: Session, client_id: uuid.UUID, key: str | None, fingerprin
         session.flush()
     status, body = work()
     text = json.dumps(body)
-    now = utcnow()
+    now = clock.now()
     session.add(IdempotencyKey(client_id=client_id, key=key, request_hash=fingerprint, response_status=status,
                                response_body=text, created_at=now, expires_at=now + KEPT_FOR))
     session.flush()
@@ -89,5 +89,5 @@ def run_once(session: Session, client_id: uuid.UUID, key: str | None, fingerprin
 
 def purge_expired(session: Session, now: dt.datetime | None = None) -> int:
     """Forget keys past their 24 hours; returns how many."""
-    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= (now or utcnow())))
+    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= (now or clock.now())))
     return result.rowcount or 0

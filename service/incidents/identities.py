@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from stdnum import iban
 from stdnum.nl import bsn
 
+from service import clock
+
 KIND_BSN = "citizen service number (BSN)"
 KIND_PHONE = "phone number"
 KIND_EMAIL = "e-mail address"
@@ -163,7 +165,7 @@ def screen_note(text: str, *, today: dt.date | None = None) -> list[str]:
 
     `today` anchors the birth-date age window (default: the current date).
     """
-    today = today or dt.date.today()
+    today = today or clock.today()
     emails = [m.span() for m in _EMAIL.finditer(text)]
     ibans = _ibans_in(text)
     # Digits inside an e-mail address or an IBAN are that kind, not also a phone number or BSN.

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, UTCDateTime, utcnow, value_enum
+from service import clock
+from service.db import Base, UTCDateTime, value_enum
 
 
 class Status(enum.StrEnum):
@@ -34,7 +35,7 @@ class Incident(Base):
     kind: Mapped[str] = mapped_column(String(40))
     exploitation_type: Mapped[str] = mapped_column(String(40))
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
     resident_pseudonym: Mapped[str | None] = mapped_column(String(64))
     resident_key_version: Mapped[int | None] = mapped_column(SmallInteger)
     resident_age_band: Mapped[str] = mapped_column(String(20))
@@ -110,7 +111,7 @@ class Revision(Base):
     action: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text)
     client_id: Mapped[uuid.UUID]
-    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     __table_args__ = (UniqueConstraint("incident_id", "version"),)
@@ -126,5 +127,5 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     response_status: Mapped[int] = mapped_column(SmallInteger)
     response_body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

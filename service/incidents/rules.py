@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from service import clock
 from service.taxonomy.service import load_taxonomy
 
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -19,7 +20,7 @@ BLOCK_OF_KIND = {"absence": "absence", "suspiciousVisitor": "visitor"}
 
 def incident_errors(values: Mapping[str, Any], now: dt.datetime | None = None) -> dict[str, Any]:
     """Every cross-field problem of a loaded (snake_case) incident, keyed by wire name."""
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or clock.now()
     errors: dict[str, Any] = {}
     kind = values.get("kind")
     occurred_at = values.get("occurred_at")

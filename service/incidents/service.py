@@ -18,9 +18,10 @@ from sqlalchemy import Select, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from service import clock
 from service.auth.access import Caller
 from service.config import Settings
-from service.db import bulk_insert, bulk_rows, utcnow
+from service.db import bulk_insert, bulk_rows
 from service.errors import (
     Conflict,
     FieldError,
@@ -193,7 +194,7 @@ def record_incidents(session: Session, caller: Caller, items: Sequence[Mapping[s
     municipalities = _check_locations(session, caller, [item["location_id"] for item in items], pointer)
     references = [item["client_reference"] for item in items]
     _check_repeats(references, pointer)
-    now, version = utcnow(), load_taxonomy().version
+    now, version = clock.now(), load_taxonomy().version
     rows = [{"id": uuid.uuid4(), "institution_id": caller.institution_id, "recorded_at": now,
              "status": Status.ACTIVE, "version": 1, "taxonomy_version": version,
              "record_key": secrets.randbelow(256), "retracted_at": None, **_columns(item, keys, caller.institution_id)}
@@ -350,7 +351,7 @@ def retract_incident(session: Session, caller: Caller, incident_id: uuid.UUID, r
     if incident.status is Status.RETRACTED:
         raise Conflict("The incident is already retracted.")
     rollups.apply(session, [(Counted.of(incident), -1)])
-    incident.status, incident.retracted_at = Status.RETRACTED, utcnow()
+    incident.status, incident.retracted_at = Status.RETRACTED, clock.now()
     incident.version += 1
     session.add(Revision(incident_id=incident.id, version=incident.version, action="retraction", reason=reason,
                          client_id=caller.client_id, changes={"status": {"old": "active", "new": "retracted"}}))

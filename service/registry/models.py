@@ -9,7 +9,8 @@ import uuid
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.db import Base, UTCDateTime, utcnow, value_enum
+from service import clock
+from service.db import Base, UTCDateTime, value_enum
 
 
 class Sector(enum.StrEnum):
@@ -36,7 +37,7 @@ class Institution(Base):
     name: Mapped[str] = mapped_column(String(200))
     sector: Mapped[Sector] = mapped_column(value_enum(Sector))
     municipality_code: Mapped[str] = mapped_column(String(6), index=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     __table_args__ = (Index("ix_institution_created_at_id", "created_at", "id"),)
 
@@ -50,7 +51,7 @@ class Location(Base):
     postcode4: Mapped[str] = mapped_column(String(4))
     municipality_code: Mapped[str] = mapped_column(String(6), index=True)
     setting: Mapped[Setting] = mapped_column(value_enum(Setting))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     capacities: Mapped[list[Capacity]] = relationship(
         order_by="Capacity.valid_from", cascade="all, delete-orphan", lazy="selectin"

@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+from service.clock import AMSTERDAM
+
 WEEK, MONTH = "week", "month"
 PERIOD_TYPES = ("week", "month", "quarter", "year")
 UNIT_PERIOD_TYPES = ("month", "quarter", "year")

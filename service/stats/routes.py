@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import orjson
 from flask import Response, current_app
 from flask.views import MethodView
 
+from service import clock
 from service.audit.recording import audited, touched
 from service.audit.service import EventType
 from service.auth.access import current_caller, requires
@@ -18,7 +18,7 @@ from service.errors import FieldError, InvalidInput
 from service.http import Blueprint
 from service.schemas import camelised
 from service.stats import service
-from service.stats.periods import AMSTERDAM, Period, parse_period, period_range
+from service.stats.periods import Period, parse_period, period_range
 from service.stats.schemas import FunnelArgs, FunnelOut, HotspotArgs, HotspotsOut, TrendArgs, TrendsOut
 from service.stats.service import Query
 
@@ -28,9 +28,8 @@ MAX_PERIODS = 60
 
 
 def _period(text: str, parameter: str, period_type: str | None = None) -> Period:
-    today = dt.datetime.now(AMSTERDAM).date()
     try:
-        period = parse_period(text, today)
+        period = parse_period(text, clock.today())
     except ValueError as exc:
         raise InvalidInput("Not a fixed period.", errors=[FieldError(f"/{parameter}", str(exc), "query")]) from None
     if period_type is not None and period.type != period_type:

@@ -25,6 +25,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
+from service import clock
 from service.auth.access import Caller
 from service.errors import Forbidden
 from service.incidents.models import Incident, Status
@@ -145,7 +146,7 @@ def units_and_places(session: Session, caller: Caller, query: Query, periods: Se
     each period the exposure per unit: places times the days they existed in the period so far, in months of
     30.44 days. One read for all of it."""
     # The current period counts only the days that have begun: its places are not exposed to the future.
-    tomorrow = dt.datetime.now(AMSTERDAM).date() + dt.timedelta(days=1)
+    tomorrow = clock.today() + dt.timedelta(days=1)
     bounds = union_all(*[select(literal(n).label("n"), literal(p.start, Date()).label("start"),
                                 literal(min(p.end, tomorrow), Date()).label("end")) for n, p in enumerate(periods)]
                        ).subquery()

@@ -23,12 +23,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
+from service import clock
 from service.audit.models import AccessEvent
 from service.audit.service import canonical
 from service.auth.models import ApiClient, Role
 from service.incidents.models import IdempotencyKey, Incident, Revision
 from service.registry.models import Institution, Location
-from service.stats.periods import AMSTERDAM
 from tests.factories import make_client, make_institution, make_location
 from tests.incidents.factories import incident_body
 from tests.incidents.test_privacy_canary import (
@@ -146,7 +146,7 @@ def assert_event(event: AccessEvent, *, event_type: str, outcome: int, route: st
 
 
 def month_label(months_back: int = 0) -> str:
-    today = dt.datetime.now(AMSTERDAM).date().replace(day=1)
+    today = clock.today().replace(day=1)
     year, month = divmod(today.year * 12 + today.month - 1 - months_back, 12)
     return f"{year}-{month + 1:02d}"
 
@@ -394,7 +394,7 @@ def test_a_refused_request_leaves_nothing_of_its_flushed_work_but_its_event(
     """The create below deletes an expired key (flushed) before its duplicate clientReference refuses it: the
     deletion must roll back with the work, while the event of the 409 is committed."""
     existing = create(client, own)
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     session.add(IdempotencyKey(client_id=own.client.id, key="stale-key", request_hash="0" * 64,
                                response_status=201, response_body="{}", created_at=now - dt.timedelta(days=2),
                                expires_at=now - dt.timedelta(days=1)))

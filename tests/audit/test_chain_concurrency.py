@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from service import clock
 from service.audit.models import AccessEvent
 from service.audit.service import verify_chain
 from service.incidents.models import Incident
@@ -47,7 +48,7 @@ def test_parallel_requests_append_one_event_each_to_a_valid_chain(register: Regi
     barrier = threading.Barrier(THREADS, timeout=30)
     statuses: list[int] = []
     errors: list[BaseException] = []
-    occurred = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).isoformat(timespec="seconds")
+    occurred = (clock.now() - dt.timedelta(hours=2)).isoformat(timespec="seconds")
 
     def run(thread: int) -> None:
         client = register.app.test_client()

@@ -22,6 +22,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from service import clock
 from service.auth.access import Caller
 from service.auth.models import Role
 from service.exports import service
@@ -34,7 +35,7 @@ from tests.factories import make_institution, make_location
 KEY = secrets.token_bytes(32)
 AWKWARD = ["Zoë van 't Hof", "ĳsbaan 𝄞 ☃", "del\x7fete", "tab\tand\nnewline \"quoted\" back\\slash",
            "=SUM(A1)", "+31", "-5", "@cmd", "\tlead", "\rlead", "semi;colon,comma", ""]
-NOW = dt.datetime.now(dt.UTC).replace(microsecond=123456)
+NOW = clock.now().replace(microsecond=123456)
 
 
 def _incident(location: Any, n: int, reference_text: str) -> dict[str, Any]:
@@ -71,10 +72,10 @@ def awkward_rows(session: Session, connection: Connection) -> Iterator[Any]:
     connection.execute(insert(Incident), [_incident(location, n, value) for n, value in enumerate(AWKWARD * 2)])
     if connection.dialect.name == "postgresql":
         connection.execute(text("SET TIME ZONE 'America/St_Johns'"))  # UTC-03:30: not what an export shows
-    today = dt.datetime.now(dt.UTC).date()
+    today = clock.now().date()
     first = parse_period(str(today.year - 1), today)
     caller = Caller(uuid.uuid4(), Role.AUDITOR, None, ("GM0034",))
-    yield service.exported_incidents(caller, first, parse_period(str(today.year), today), dt.datetime.now(dt.UTC))
+    yield service.exported_incidents(caller, first, parse_period(str(today.year), today), clock.now())
     if connection.dialect.name == "postgresql":
         connection.execute(text("RESET TIME ZONE"))
 

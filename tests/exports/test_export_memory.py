@@ -32,6 +32,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from service import clock
 from service.auth.models import Role
 from service.incidents.models import Incident, Status
 from service.taxonomy.service import load_taxonomy
@@ -62,7 +63,7 @@ def _release_freed_memory() -> None:
 
 
 def _seed(connection: Connection, location: Any, n: int) -> None:
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     version = load_taxonomy().version
     for first in range(0, n, SEED_BATCH):
         connection.execute(insert(Incident), [

@@ -22,6 +22,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
+from service import clock
 from service.audit.models import AccessEvent
 from service.auth.access import Caller
 from service.auth.models import Role
@@ -232,12 +233,12 @@ def test_no_note_fingerprint_or_identity_is_exported(
 
 
 def test_the_metadata_agrees_with_the_rows(client: FlaskClient, auditor: Party, recorded: dict[str, str]) -> None:
-    before = dt.datetime.now(dt.UTC)
+    before = clock.now()
     response = export(client, auditor.headers, NDJSON)
     rows, metadata = ndjson_rows(response)
 
     generated = dt.datetime.fromisoformat(response.headers["Export-Generated-At"])
-    assert before <= generated <= dt.datetime.now(dt.UTC)
+    assert before <= generated <= clock.now()
     assert int(response.headers["Export-Row-Count"]) == len(rows) == metadata["rowCount"] == len(recorded)
     assert json.loads(response.headers["Export-Filters"]) == period() == metadata["filters"]
     assert metadata["generatedAt"] == response.headers["Export-Generated-At"]
@@ -254,7 +255,7 @@ def test_an_incident_outside_the_periods_is_not_exported(
         app: Flask, client: FlaskClient, session: Session, own: Party, auditor: Party,
         recorded: dict[str, str]) -> None:
     caller = Caller(own.client.id, Role.INSTITUTION, own.institution.id, ())  # type: ignore[union-attr]
-    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
+    long_ago = clock.now() - dt.timedelta(days=400)
     old = record_incidents(session, caller, [{
         "client_reference": "exp-old", "location_id": own.location.id, "kind": "absence",  # type: ignore[union-attr]
         "exploitation_type": "sexual", "occurred_at": long_ago, "indicators": ["awayWithoutPermission"],
@@ -389,7 +390,7 @@ def test_the_logged_count_matches_the_streamed_rows_when_a_write_commits_meanwhi
         response = client.post("/v1/incidents", headers=writer,
                                json=absence_incident(str(location.id), f"race-{n}"))
         assert response.status_code == 201, response.json
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     other = engine.connect()
     in_flight = other.begin()
     other.execute(insert(Incident).values(

@@ -7,6 +7,8 @@ import itertools
 import uuid
 from typing import Any
 
+from service import clock
+
 OMIT: Any = object()
 _serial = itertools.count(1)
 
@@ -24,7 +26,7 @@ def wire_time(value: dt.datetime) -> str:
 
 def recent(hours: float = 3) -> dt.datetime:
     """An aware UTC datetime `hours` ago, to the second."""
-    return (dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)).replace(microsecond=0)
+    return (clock.now() - dt.timedelta(hours=hours)).replace(microsecond=0)
 
 
 def incident_body(location_id: uuid.UUID | str, **overrides: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
+from service import clock
 from service.auth.models import Role
 from service.incidents.idempotency import _lock_id
 from service.incidents.models import IdempotencyKey, Incident
@@ -61,7 +62,7 @@ def register(committing_register: CommittingRegister) -> Register:
 
 
 def incident(location_id: str, reference: str) -> dict[str, Any]:
-    occurred = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).isoformat(timespec="seconds")
+    occurred = (clock.now() - dt.timedelta(hours=2)).isoformat(timespec="seconds")
     return {"clientReference": reference, "locationId": location_id, "kind": "recruitmentAttempt",
             "exploitationType": "criminal", "occurredAt": occurred, "residentRef": "R-1001",
             "indicators": ["approachedAtEntrance", "offeredMoneyOrGifts"]}

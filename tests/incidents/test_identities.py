@@ -11,6 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from stdnum.nl import bsn
 
+from service import clock
 from service.incidents import identities
 from service.incidents.identities import (
     KIND_ADDRESS,
@@ -157,7 +158,7 @@ def test_check_note_is_quiet_for_a_clean_note():
 
 
 def test_check_note_uses_todays_date_for_the_age_window():
-    ten_years_ago = dt.date.today() - dt.timedelta(days=3653)
+    ten_years_ago = clock.today() - dt.timedelta(days=3653)
     with pytest.raises(NoteRejected) as caught:
         check_note(f"meisje van {ten_years_ago:%d-%m-%Y}")
     assert caught.value.kinds == [KIND_BIRTH_DATE]

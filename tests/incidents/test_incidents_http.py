@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service import clock
 from service.auth.models import ApiClient, Role
 from service.incidents.models import IdempotencyKey, Incident, Revision
 from service.registry.models import Institution, Location
@@ -194,8 +195,8 @@ def test_create_without_optional_fields_records_defaults(client, session, header
 
 # --- validation --------------------------------------------------------------------------------------------------
 
-FUTURE = wire_time(dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
-ELEVEN_YEARS_AGO = wire_time(dt.datetime.now(dt.UTC) - dt.timedelta(days=11 * 366))
+FUTURE = wire_time(clock.now() + dt.timedelta(days=1))
+ELEVEN_YEARS_AGO = wire_time(clock.now() - dt.timedelta(days=11 * 366))
 ABSENCE_BLOCK = {"endedAt": None, "whereaboutsKnown": False, "riskLevel": "red", "reportedMissingToPolice": True}
 VISITOR_BLOCK = {"estimatedAgeBand": "18to22", "relationClaimed": "unknown"}
 MISSING = "Missing data for required field."

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
+from service import clock
 from service.auth.models import Role
 from service.incidents.identities import pseudonymise_resident, screen_note
 from tests.factories import make_institution, make_location
@@ -123,7 +124,7 @@ class Seen:
 
 
 def _when(hours_ago: float) -> str:
-    return (dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours_ago)).astimezone(
+    return (clock.now() - dt.timedelta(hours=hours_ago)).astimezone(
         dt.timezone(dt.timedelta(hours=1))).isoformat(timespec="seconds")
 
 

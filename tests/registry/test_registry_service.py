@@ -9,6 +9,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
+from service import clock
 from service.auth import service as auth_service
 from service.auth.access import Caller
 from service.auth.models import ApiClient, Role
@@ -244,7 +245,7 @@ def test_rotate_secret_of_a_deactivated_client_conflicts(session):
 def test_token_refused_for_revoked_deactivated_or_unknown_clients(session):
     api_client, _secret = make_client(session, role=Role.ADMIN)
     jti, other_jti = secrets.token_hex(16), secrets.token_hex(16)
-    expires = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=15)
+    expires = clock.now() + dt.timedelta(minutes=15)
 
     assert auth_service.token_refused(session, jti, str(api_client.id)) is False
 

@@ -6,8 +6,10 @@ import datetime as dt
 
 import pytest
 
+from service import clock
 from service.stats.periods import Period, labels_of, parse_period, period_range
 
+# The parser takes "today" as an argument: these name their day; the tests at the end use the service's clock.
 TODAY = dt.date(2026, 11, 28)
 
 
@@ -161,3 +163,31 @@ def test_a_range_must_run_forwards_within_one_period_type():
         period_range(parsed("2026-05"), parsed("2026-03"), limit=60)
     with pytest.raises(ValueError, match="same type"):
         period_range(parsed("2026-Q1"), parsed("2026-05"), limit=60)
+
+
+# --- relative to the service's clock: these run again on other days in CI (TEST_TODAY) --------------------------
+
+
+@pytest.mark.parametrize("period_type", ["week", "month", "quarter", "year"])
+def test_the_period_of_today_is_open_and_the_next_has_not_started(period_type):
+    today = clock.today()
+    current = parse_period(labels_of(clock.now())[period_type], today)
+
+    assert current.start <= today < current.end
+    assert current.type == period_type
+    with pytest.raises(ValueError, match="not started"):
+        parse_period(current.next().label, today)
+    assert parse_period(current.previous().label, today).next() == current
+
+
+@pytest.mark.parametrize("period_type", ["week", "month", "quarter", "year"])
+def test_the_periods_up_to_today_tile_the_last_two_years_without_gaps(period_type):
+    today = clock.today()
+    last = parse_period(labels_of(clock.now())[period_type], today)
+    first = parse_period(labels_of(clock.now() - dt.timedelta(days=730))[period_type], today)
+
+    periods = period_range(first, last, 200)
+
+    assert [b.start for b in periods[1:]] == [a.end for a in periods[:-1]]
+    assert periods[0].start <= today - dt.timedelta(days=730) and today < periods[-1].end
+    assert len({p.label for p in periods}) == len(periods)

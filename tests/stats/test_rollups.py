@@ -23,6 +23,9 @@ from service.stats.periods import AMSTERDAM
 from tests.factories import make_institution, make_location
 from tests.stats.factories import KEYS, caller_of, incident_values, seed
 
+# Bucketing at named calendar moments (DST, ISO weeks across a year end) is the point here.
+pytestmark = pytest.mark.clock("2026-11-20")
+
 REASON = "Verkeerd ingevoerd."
 KINDS = ("recruitmentAttempt", "suspiciousVisitor", "absence")
 EXPLOITATION_TYPES = ("criminal", "sexual", "unknown")

@@ -22,6 +22,10 @@ from service.stats.periods import AMSTERDAM, DAYS_PER_MONTH
 from tests.factories import make_institution, make_location
 from tests.stats.factories import expected_cell, expected_residents, in_q2, seed
 
+# These tests build 2026 on purpose (quarter lengths, summer time): they run on 2026-11-20.
+# tests/stats/test_stats_any_day.py asks the same questions relative to whatever day it is.
+pytestmark = pytest.mark.clock("2026-11-20")
+
 HOTSPOTS = "/v1/stats/hotspots"
 TRENDS = "/v1/stats/trends"
 FUNNEL = "/v1/stats/reporting-funnel"

@@ -44,6 +44,9 @@ from tests.stats.test_rollups import (
     spec_values,
 )
 
+# Named periods of 2026 and 2025, read as of late 2026.
+pytestmark = pytest.mark.clock("2026-11-20")
+
 TODAY = dt.date(2026, 11, 28)
 
 
