@@ -97,6 +97,8 @@ def _repair(case: Any, context: dict[str, Any]) -> None:
     path, serial = case.operation.path, secrets.token_hex(6)
     if isinstance(case.query, dict):
         case.query.pop("cursor", None)  # cursors come from the previous page, not from a generator
+        for extra in [name for name in ("kind", "exploitationType", "breakdown") if name in case.query][1:]:
+            case.query.pop(extra)  # one attribute per table, as the parameters' descriptions say
         for name in ("period", "from", "to"):
             if name in case.query:
                 case.query[name] = {"week": "2026-W10", "month": "2026-03", "quarter": "2026-Q1",

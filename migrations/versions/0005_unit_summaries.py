@@ -1,8 +1,7 @@
 """unit summaries: per unit and month, quarter or year, so unfiltered statistics read one row per unit
 
-The tables are filled from the incidents already recorded by the application's own rebuild (as `risk-register stats
-rebuild`), so a later change to the incident or rollup tables must keep this upgrade working from 0004: the
-migration tests upgrade an empty database from base on every run, and a populated one should be tried by hand.
+The tables are created empty; 0006 fills them (with every other rollup) from the incidents already recorded, by a
+count of its own. (This revision once called the application's rebuild, which later changes to the rollups broke.)
 
 Revision ID: 0005
 Revises: 0004
@@ -69,12 +68,6 @@ def upgrade() -> None:
     sa.Column('reported_top3', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('period_type', 'period', 'level', 'unit', 'municipality_code', name=op.f('pk_unit_tally'))
     )
-
-    from sqlalchemy.orm import Session
-
-    from service.stats.rollups import rebuild
-
-    rebuild(Session(bind=op.get_bind()))
 
 
 def downgrade() -> None:

@@ -1,9 +1,24 @@
-"""Disclosure control for released counts: threshold K, the NK dominance rule and cell-key rounding to base 5.
+"""Disclosure control for released counts: threshold K, the NK dominance rule, contributor noise and cell-key rounding.
 
-Every incident carries a random record key 0..255 and every resident a key derived from its pseudonym. A cell's key
-is the sum of its records' keys mod 256; the perturbation table (ptable.json, see make_ptable.py) turns (count mod 5,
-cell key) into "round up" or "round down". The same set of records therefore always releases the same number,
-whatever query, grouping or order produced it, so asking again or slicing differently cannot average the noise away.
+A released count is computed, never read off the data:
+
+1. 0 stays 0 where a zero is harmless (a unit in a period); 1..K-1, or a cell whose two largest contributors hold
+   more than 75% of it, is suppressed.
+2. Every contributor (a resident, or an incident without one) carries a fixed noise factor in [-1/3, 1/3], taken
+   from its pseudonym (or the incident's id), which never leaves the database. A cell's value is its count plus
+   each contributor's incidents in it times that factor. The noise is additive: a parent is its children's sum, so
+   differencing released figures (an institution minus its other locations, a quarter minus two months) yields the
+   perturbed value of what it isolates, never the count. A contributor who dominates a cell (a young person with 30
+   of its 39 signals) is blurred by a third of their contribution in every figure that holds them: the p% rule's
+   protection interval with p = 33%, the share the NK rule (2 contributors, 75%) leaves to everyone else.
+3. The value is rounded to base 5 by a dither taken from the cell key (the sum of the records' random keys mod 256)
+   through the published perturbation table (ptable.json): unbiased, monotone in the value, and the same for the
+   same records, whatever query, grouping or order produced them.
+4. A cell holding records of several institutions is the sum of each institution's part, rounded with a dither from
+   that part's own records (by the table's second order, so that a part is not the institution's own released
+   cell). An institution that writes to a shared cell re-rolls its own part only: averaging many of its writes
+   tells it the others' rounded parts, never their counts.
+
 Nothing here touches Flask or the database.
 """
 
@@ -12,6 +27,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -20,24 +36,43 @@ from typing import Any
 
 KEY_SPACE = 256
 ROUNDING_BASE = 5
+CONTRIBUTOR_SPREAD = Fraction(1, 3)  # each contributor's incidents count between 1 - 1/3 and 1 + 1/3 each
+NOISE_UNIT = 255  # a noise byte h gives 2h - 255: odd, in -255..255
 
 
 @dataclass(frozen=True)
 class PerturbationTable:
-    """One version of the cell-key table: `round_up[r][key]` says whether residue r rounds up under that key."""
+    """One version of the cell-key table: the rank of each key in two fixed random orders of 0..255. A cell key's
+    dither is its rank, scaled into (0, 1); the second order dithers the parts of cells shared by institutions."""
 
     version: str
     base: int
     seed: int
-    round_up: tuple[tuple[bool, ...], ...]  # index 0 is residue 0: never adjusted
+    order: tuple[int, ...]
+    shared_order: tuple[int, ...]
+
+    @functools.cached_property
+    def _ranks(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        ranks = ([0] * KEY_SPACE, [0] * KEY_SPACE)
+        for table, order in zip(ranks, (self.order, self.shared_order), strict=True):
+            for rank, key in enumerate(order):
+                table[key] = rank
+        return tuple(ranks[0]), tuple(ranks[1])
+
+    def dither(self, key: int, *, shared: bool = False) -> float:
+        """The rounding dither of a cell key: (rank + 1/2) / 256, uniform over (0, 1) for a uniform key."""
+        if not 0 <= key < KEY_SPACE:
+            raise ValueError(f"cell key must be in 0..{KEY_SPACE - 1}, got {key}")
+        return (self._ranks[shared][key] + 0.5) / KEY_SPACE
 
 
 @dataclass(frozen=True)
 class DisclosureRules:
     """Threshold K, the NK dominance rule and the rounding base; invalid or unsafe settings raise ValueError.
 
-    K must be at least 5 and a multiple of the base: then counts of K or more round to at least K, so no released
-    value lies between 1 and K-1 (with K = 12 a count of 12 could be released as 10).
+    K must be at least 5 and a multiple of the base. A cell of an attribute (a kind or exploitation-type filter, or
+    a breakdown) is released only inside a unit whose own count reaches `table_k` (2K), and then only from K up:
+    its zeros are suppressed too, so a table never shows where among its cells a small count lies.
     """
 
     k: int = 10
@@ -54,6 +89,25 @@ class DisclosureRules:
             raise ValueError(f"dominance_n must be 1, 2 or 3, got {self.dominance_n}")
         if not 0.5 <= self.dominance_share < 1:
             raise ValueError(f"dominance_share must be in [0.5, 1), got {self.dominance_share}")
+
+    @property
+    def table_k(self) -> int:
+        """The smallest count of a unit whose attribute cells (filters, breakdowns) may be released."""
+        return 2 * self.k
+
+
+@dataclass(frozen=True)
+class Part:
+    """What one institution adds to a cell: its count, the plain sum of its records' keys, and the sum of its
+    contributors' noise (2h - 255 for each incident of a contributor whose noise byte is h)."""
+
+    count: int
+    key_sum: int = 0
+    noise_sum: int = 0
+
+    def __post_init__(self) -> None:
+        if self.count < 0 or abs(self.noise_sum) > NOISE_UNIT * self.count:
+            raise ValueError("a part's count is not negative and its noise is at most 255 per incident")
 
 
 @dataclass(frozen=True)
@@ -74,9 +128,19 @@ class Cell:
 ZERO, SUPPRESSED = Cell(0, False), Cell(None, True)
 
 
+def _byte(identity: str, index: int) -> int:
+    return hashlib.sha256(identity.encode("utf-8")).digest()[index]
+
+
 def resident_key(pseudonym: str) -> int:
     """Return the resident's record key 0..255: the first byte of SHA-256 of its pseudonym, the same on every call."""
-    return hashlib.sha256(pseudonym.encode("utf-8")).digest()[0]
+    return _byte(pseudonym, 0)
+
+
+def contributor_noise(identity: str) -> int:
+    """Return a contributor's noise per incident, 2h - 255 for h the second byte of SHA-256 of its identity (the
+    resident's pseudonym, or the incident's id): fixed, so the same contributor is blurred alike everywhere."""
+    return 2 * _byte(identity, 1) - NOISE_UNIT
 
 
 def cell_key(keys: Iterable[int]) -> int:
@@ -84,11 +148,17 @@ def cell_key(keys: Iterable[int]) -> int:
     return sum(keys) % KEY_SPACE
 
 
+def _order(document: Mapping[str, Any], name: str) -> tuple[int, ...]:
+    order = document.get(name)
+    if not isinstance(order, list) or sorted(order) != list(range(KEY_SPACE)):
+        raise ValueError(f"ptable: {name} must be a permutation of 0..{KEY_SPACE - 1}")
+    return tuple(order)
+
+
 def parse_ptable(document: Mapping[str, Any]) -> PerturbationTable:
     """Validate a perturbation table document and return it; any deviation from the promised shape raises ValueError.
 
-    Checked: base 5; for each residue 1..4 a 256-character string of 0/1 with exactly round(256 r / 5) ones; and
-    the keys that round up for r are a subset of those for r + 1 (what makes rounding monotone in the count).
+    Checked: a version, base 5, an integer seed, and two orders that are each a permutation of the 256 keys.
     """
     if not isinstance(document.get("version"), str) or not document["version"]:
         raise ValueError("ptable: version must be a non-empty string")
@@ -96,22 +166,8 @@ def parse_ptable(document: Mapping[str, Any]) -> PerturbationTable:
         raise ValueError(f"ptable: base must be {ROUNDING_BASE}")
     if not isinstance(document.get("seed"), int):
         raise ValueError("ptable: seed must be an integer")
-    table = document.get("roundUp")
-    expected_residues = {str(r) for r in range(1, ROUNDING_BASE)}
-    if not isinstance(table, Mapping) or set(table) != expected_residues:
-        raise ValueError(f"ptable: roundUp must have exactly the residues {sorted(expected_residues)}")
-    rows: list[tuple[bool, ...]] = [(False,) * KEY_SPACE]
-    for residue in range(1, ROUNDING_BASE):
-        bits = table[str(residue)]
-        if not isinstance(bits, str) or len(bits) != KEY_SPACE or set(bits) - {"0", "1"}:
-            raise ValueError(f"ptable: roundUp[{residue}] must be {KEY_SPACE} characters of 0 and 1")
-        row = tuple(bit == "1" for bit in bits)
-        if sum(row) != round(KEY_SPACE * residue / ROUNDING_BASE):
-            raise ValueError(f"ptable: roundUp[{residue}] must round up round(256 * {residue} / 5) keys")
-        if any(below and not above for below, above in zip(rows[-1], row, strict=True)):
-            raise ValueError(f"ptable: keys rounding up for residue {residue - 1} must round up for {residue}")
-        rows.append(row)
-    return PerturbationTable(document["version"], ROUNDING_BASE, document["seed"], tuple(rows))
+    return PerturbationTable(document["version"], ROUNDING_BASE, document["seed"], _order(document, "order"),
+                             _order(document, "sharedOrder"))
 
 
 @functools.cache
@@ -126,21 +182,28 @@ def ptable_version() -> str:
     return load_ptable().version
 
 
-def round_to_base(count: int, key: int) -> int:
-    """Return `count` rounded to a multiple of 5 by unbiased random rounding, the coin being the cell key.
+def perturbed_round(value: float, dither: float) -> int:
+    """Round `value` to a multiple of 5 by its dither: up exactly when the remainder's share of 5 plus the dither
+    reaches 1. Over a uniform dither the mean is the value itself; for a fixed dither it never decreases as the
+    value grows; it is always within 5 of the value."""
+    return ROUNDING_BASE * math.floor(value / ROUNDING_BASE + dither)
 
-    A count 5q + r is released as 5q + 5 for round(256 r / 5) of the 256 keys and as 5q for the rest, so over a
-    uniform key the expected value is the count up to a bias of at most 0.008 (residue 2 rounds up with probability
-    102/256 = 0.3984 instead of 0.4; residues 1, 3, 4: 51/256, 154/256, 205/256). The result is always within 4 of
-    the count, and for a fixed key it never decreases as the count grows.
-    """
-    if count < 0:
-        raise ValueError(f"count must be non-negative, got {count}")
-    if not 0 <= key < KEY_SPACE:
-        raise ValueError(f"cell key must be in 0..{KEY_SPACE - 1}, got {key}")
-    quotient, residue = divmod(count, ROUNDING_BASE)
-    up = load_ptable().round_up[residue][key]
-    return ROUNDING_BASE * (quotient + up)
+
+def round_to_base(count: int, key: int) -> int:
+    """A whole count of one institution's records rounded by the dither of its cell key (no contributor noise)."""
+    return perturbed_round(count, load_ptable().dither(key))
+
+
+def part_value(part: Part, *, shared: bool) -> int:
+    """One institution's part of a cell, perturbed by its contributors and rounded by the dither of its records:
+    of the table's second order when the cell is `shared` with other institutions."""
+    return perturbed_round(part.count + float(CONTRIBUTOR_SPREAD) * part.noise_sum / NOISE_UNIT,
+                           load_ptable().dither(part.key_sum % KEY_SPACE, shared=shared))
+
+
+def perturbed_value(parts: Sequence[Part]) -> int:
+    """The rounded, perturbed value of a cell made of these institutions' parts (see the module's points 2-4)."""
+    return sum(part_value(part, shared=len(parts) > 1) for part in parts if part.count)
 
 
 def is_dominated(count: int, top_contributions: Sequence[int], rules: DisclosureRules) -> bool:
@@ -156,27 +219,26 @@ def _exact(share: float) -> Fraction:
     return Fraction(str(share))
 
 
-def release(count: int, key: int, top_contributions: Sequence[int], rules: DisclosureRules) -> Cell:
-    """Return what may be published for a cell of `count` incidents whose cell key is `key`.
+def release(count: int, top_contributions: Sequence[int], parts: Sequence[Part], rules: DisclosureRules, *,
+            zero: Cell = ZERO) -> Cell:
+    """Return what may be published for a cell of `count` incidents made of these institutions' `parts`.
 
-    - 0 is released as 0.
+    - 0 is released as `zero`: 0 for a unit, suppressed for an attribute cell (see DisclosureRules).
     - 1..K-1 is suppressed.
     - A cell whose `dominance_n` largest contributors hold more than `dominance_share` of it is suppressed.
       `top_contributions` are per-contributor incident counts in any order: a resident's incidents in the cell, and
-      1 for each incident without a resident. At least the `dominance_n` largest must be present; the rest may be
-      left out. Their sum cannot exceed `count`.
-    - Otherwise the count is rounded to base 5 by the perturbation table (`round_to_base`); since K is a multiple
-      of 5, a count of K or more is released as K or more.
+      1 for each incident without a resident. At least the `dominance_n` largest must be present.
+    - Otherwise the perturbed value of its parts (at least K: a count of K or more is never shown below K).
     """
-    if count < 0:
-        raise ValueError(f"count must be non-negative, got {count}")
+    if count < 0 or sum(part.count for part in parts) != count:
+        raise ValueError("the parts must add up to the count, which is not negative")
     if min(top_contributions, default=1) < 1 or sum(top_contributions) > count:
         raise ValueError("contributions must be positive and cannot add up to more than the count")
     if count == 0:
-        return ZERO
+        return zero
     if count < rules.k or is_dominated(count, top_contributions, rules):
         return SUPPRESSED
-    return Cell(round_to_base(count, key), False)
+    return Cell(max(rules.k, perturbed_value(parts)), False)
 
 
 def rate(released_count: Cell, exposure: float, per: float) -> float | None:

@@ -12,24 +12,31 @@ from service.db import Base
 MEASURES = ("incidents", "step2", "step5", "reported")
 KEY_SUMS = {"incidents": "key_sum", "step2": "step2_key_sum", "step5": "step5_key_sum",
             "reported": "reported_key_sum"}
+NOISE_SUMS = {"incidents": "noise_sum", "step2": "step2_noise_sum", "step5": "step5_noise_sum",
+              "reported": "reported_noise_sum"}
 TOP = 3  # top contributions kept per measure: the largest dominance_n the disclosure rules allow
 TOPS = {measure: tuple(f"{measure}_top{i}" for i in range(1, TOP + 1)) for measure in MEASURES}
-MEASURED = tuple(name for measure in MEASURES for name in (measure, KEY_SUMS[measure]))
+MEASURED = tuple(name for measure in MEASURES for name in (measure, KEY_SUMS[measure], NOISE_SUMS[measure]))
 
 
 class Measured:
-    """Per measure, the active incidents counted and the plain sum of their record keys (a cell's key is that sum
-    mod 256). Step 2 and step 5 count signals that reached at least that meldcode step; `reported` those formally
-    reported to any body. After the key columns of a table (sort_order)."""
+    """Per measure, the active incidents counted, the plain sum of their record keys (a cell's key is that sum mod
+    256) and the sum of their contributors' noise (see disclosure.contributor_noise). Step 2 and step 5 count signals
+    that reached at least that meldcode step; `reported` those formally reported to any body. After the key columns
+    of a table (sort_order)."""
 
     incidents: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
     key_sum: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
+    noise_sum: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
     step2: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
     step2_key_sum: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
+    step2_noise_sum: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
     step5: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
     step5_key_sum: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
+    step5_noise_sum: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
     reported: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
     reported_key_sum: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
+    reported_noise_sum: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
 
 
 
@@ -96,6 +103,7 @@ class UnitTally(UnitKeyed, Measured, Base):
 
     residents: Mapped[int] = mapped_column(Integer, default=0)
     residents_key_sum: Mapped[int] = mapped_column(Integer, default=0)
+    residents_noise_sum: Mapped[int] = mapped_column(Integer, default=0)
     incidents_of_residents: Mapped[int] = mapped_column(Integer, default=0)
     incidents_top1: Mapped[int] = mapped_column(Integer, default=0)
     incidents_top2: Mapped[int] = mapped_column(Integer, default=0)

@@ -28,11 +28,12 @@ from sqlalchemy.orm import Session
 from service.db import bulk_insert, bulk_rows
 from service.incidents.models import Incident, Status
 from service.registry.models import Location
-from service.stats.disclosure import resident_key
+from service.stats.disclosure import contributor_noise, resident_key
 from service.stats.models import (
     KEY_SUMS,
     MEASURED,
     MEASURES,
+    NOISE_SUMS,
     TOP,
     TOPS,
     ResidentRollup,
@@ -57,6 +58,7 @@ class Counted:
     periods: tuple[tuple[str, str], ...]
     resident_pseudonym: str | None
     record_key: int
+    noise: int  # the contributor's noise: of its resident, or of the incident itself when it names none
     measures: tuple[str, ...]
 
     @classmethod
@@ -68,7 +70,8 @@ class Counted:
                        incident.resident_age_band) for grain in (WEEK, MONTH))
         return cls(incident.status is Status.ACTIVE, incident.institution_id, incident.location_id, cells,
                    tuple((t, labels[t]) for t in UNIT_PERIOD_TYPES), incident.resident_pseudonym,
-                   incident.record_key, tuple(m for m, yes in counted.items() if yes))
+                   incident.record_key, contributor_noise(incident.resident_pseudonym or str(incident.id)),
+                   tuple(m for m, yes in counted.items() if yes))
 
     def units(self, municipality_code: str) -> Iterable[UnitKey]:
         """The unit summaries it counts in: its location, its institution, and its institution in the municipality.
@@ -99,11 +102,13 @@ def _deltas(changes: Sequence[tuple[Counted, int]], municipalities: Mapping[uuid
             for cell in incident.cells:
                 deltas.cells[cell][measure] += sign
                 deltas.cells[cell][KEY_SUMS[measure]] += sign * incident.record_key
+                deltas.cells[cell][NOISE_SUMS[measure]] += sign * incident.noise
                 if pseudonym:
                     deltas.residents[(*cell, pseudonym)][measure] += sign
             for unit in units:
                 deltas.units[unit][measure] += sign
                 deltas.units[unit][KEY_SUMS[measure]] += sign * incident.record_key
+                deltas.units[unit][NOISE_SUMS[measure]] += sign * incident.noise
                 if pseudonym:
                     deltas.units[unit][f"{measure}_of_residents"] += sign
                     deltas.unit_residents[(*unit, pseudonym)][measure] += sign
@@ -219,6 +224,7 @@ def _write_summaries(session: Session, units: dict[UnitKey, Counter[str]],
             sign = 1 if new["incidents"] > 0 else -1
             units[unit]["residents"] += sign
             units[unit]["residents_key_sum"] += sign * resident_key(pseudonym)
+            units[unit]["residents_noise_sum"] += sign * contributor_noise(pseudonym)
         moves[unit].append((old, new))  # type: ignore[index]
     current = _upsert(session, UnitTally, units, returning=tuple(c for m in MEASURES for c in TOPS[m]))
     changed: dict[UnitKey, dict[str, int]] = {}
@@ -308,7 +314,8 @@ def rebuild(session: Session, chunk: int = 5000) -> int:
 # counts in (as Counted.of); the statements fill the four tables as `apply` would, summed in one pass each.
 _COUNTED = """
 WITH local AS (
-    SELECT i.*, l.municipality_code, i.occurred_at AT TIME ZONE 'Europe/Amsterdam' AS moment
+    SELECT i.*, l.municipality_code, i.occurred_at AT TIME ZONE 'Europe/Amsterdam' AS moment,
+           2 * get_byte(sha256(convert_to(coalesce(i.resident_pseudonym, i.id::text), 'UTF8')), 1) - 255 AS noise
     FROM incident i JOIN location l ON l.id = i.location_id WHERE i.status = 'active'
 ), counted AS (
     SELECT *, 1 AS incidents,
@@ -327,14 +334,15 @@ CROSS JOIN LATERAL (VALUES ('month', to_char(moment, 'YYYY-MM')), ('quarter', to
 CROSS JOIN LATERAL (VALUES ('location', location_id::text, municipality_code),
                            ('institution', institution_id::text, ''),
                            ('institution', institution_id::text, municipality_code)) AS u(level, unit, municipality)"""
-_SUMS = ", ".join(f"sum({m}), sum({m} * record_key)" for m in MEASURES)  # in the order of MEASURED
+_SUMS = ", ".join(f"sum({m}), sum({m} * record_key), sum({m} * noise)" for m in MEASURES)  # as MEASURED
 _RANKS = ", ".join(f"row_number() OVER (PARTITION BY period_type, period, level, unit, municipality_code "
                    f"ORDER BY {m} DESC) AS {m}_rank" for m in MEASURES)
 _RESIDENT_SUMS = ", ".join(
     f"sum({m}) AS {m}_of_residents, " + ", ".join(f"max(CASE WHEN {m}_rank = {i} THEN {m} ELSE 0 END) AS {top}"
                                                   for i, top in enumerate(TOPS[m], start=1))
     for m in MEASURES)
-_OF_RESIDENTS = ("residents", "residents_key_sum", *(c for m in MEASURES for c in (f"{m}_of_residents", *TOPS[m])))
+_OF_RESIDENTS = ("residents", "residents_key_sum", "residents_noise_sum",
+                 *(c for m in MEASURES for c in (f"{m}_of_residents", *TOPS[m])))
 _RESIDENT_COLUMNS = ", ".join(f"coalesce(r.{c}, 0)" for c in _OF_RESIDENTS)
 
 
@@ -360,11 +368,12 @@ _REBUILD = (  # fixed fragments only: nothing from input is formatted into them
         SELECT p.period_type, p.period, u.level, u.unit, u.municipality AS municipality_code, {_SUMS}
         FROM counted {_UNITS} GROUP BY 1, 2, 3, 4, 5
     ), ranked AS (
-        SELECT *, get_byte(sha256(convert_to(resident_pseudonym, 'UTF8')), 0) AS resident_key, {_RANKS}
+        SELECT *, get_byte(sha256(convert_to(resident_pseudonym, 'UTF8')), 0) AS resident_key,
+               2 * get_byte(sha256(convert_to(resident_pseudonym, 'UTF8')), 1) - 255 AS resident_noise, {_RANKS}
         FROM unit_resident
     ), residents AS (
         SELECT period_type, period, level, unit, municipality_code, count(*) AS residents,
-               sum(resident_key) AS residents_key_sum, {_RESIDENT_SUMS}
+               sum(resident_key) AS residents_key_sum, sum(resident_noise) AS residents_noise_sum, {_RESIDENT_SUMS}
         FROM ranked GROUP BY 1, 2, 3, 4, 5
     )
     SELECT t.*, {_RESIDENT_COLUMNS}

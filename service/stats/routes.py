@@ -20,7 +20,7 @@ from service.schemas import camelised
 from service.stats import service
 from service.stats.periods import Period, parse_period, period_range
 from service.stats.schemas import FunnelArgs, FunnelOut, HotspotArgs, HotspotsOut, TrendArgs, TrendsOut
-from service.stats.service import Query
+from service.stats.tallies import Query
 
 blp = Blueprint("stats", __name__, url_prefix="/v1/stats",
                 description="Hotspots, trends and the reporting funnel (analysts), without re-identification")

@@ -9,7 +9,8 @@ import marshmallow as ma
 from service.registry.schemas import MUNICIPALITY_CODE
 from service.schemas import CamelSchema, FullMatch
 from service.stats.periods import PERIOD_TYPES
-from service.stats.service import BREAKDOWNS, GROUPS
+from service.stats.service import DELAY_BANDS
+from service.stats.tallies import BREAKDOWNS, GROUPS
 from service.taxonomy.service import load_taxonomy
 
 TAXONOMY = load_taxonomy()
@@ -20,18 +21,34 @@ PERIOD = {"validate": FullMatch(PERIOD_PATTERN, error="Use 2026-W41, 2026-10, 20
 BANDS = ("below998", "below95", "within", "above95", "above998")
 
 
+ONE_ATTRIBUTE = ("At most one of kind, exploitationType and breakdown: with time and place, a third dimension is "
+                 "the most a table may have.")
+
+
 class Filters(CamelSchema):
-    kind = ma.fields.String(validate=ma.validate.OneOf(list(TAXONOMY.kinds)))
-    exploitation_type = ma.fields.String(validate=ma.validate.OneOf(list(TAXONOMY.exploitation_types)))
+    """Place, time and at most one attribute: a kind or exploitation-type filter, or (hotspots) a breakdown."""
+
+    kind = ma.fields.String(validate=ma.validate.OneOf(list(TAXONOMY.kinds)), metadata={
+        "description": "Only signals of this kind. Counts become cells of an attribute: shown only for units of at "
+                       "least 2K signals, and from K up (a zero too is shown as suppressed)"})
+    exploitation_type = ma.fields.String(validate=ma.validate.OneOf(list(TAXONOMY.exploitation_types)), metadata={
+        "description": "Only signals of this exploitation type; counted as an attribute, like `kind`"})
     municipality_code = ma.fields.String(validate=MUNICIPALITY_CODE,
                                          metadata={"description": "Narrow to one municipality in scope"})
+
+    @ma.validates_schema
+    def _one_attribute(self, data: dict[str, Any], **_: Any) -> None:
+        given = [name for name in ("kind", "exploitation_type", "breakdown") if data.get(name) is not None]
+        if len(given) > 1:
+            raise ma.ValidationError({self.fields[name].data_key or name: [ONE_ATTRIBUTE] for name in given[1:]})
 
 
 class HotspotArgs(Filters):
     period = ma.fields.String(required=True, **PERIOD)
     group_by = ma.fields.String(required=True, validate=ma.validate.OneOf(GROUPS))
-    breakdown = ma.fields.String(validate=ma.validate.OneOf(list(BREAKDOWNS)),
-                                 metadata={"description": "At most one breakdown besides time and place"})
+    breakdown = ma.fields.String(validate=ma.validate.OneOf(list(BREAKDOWNS)), metadata={
+        "description": "Counts per code of this dimension in every unit; an attribute like a filter, and not "
+                       "together with one"})
 
 
 # No example: a documented example could not match every periodType.
@@ -85,7 +102,7 @@ class BreakdownOut(CamelSchema):
 class HotspotOut(CamelSchema):
     unit = ma.fields.Nested(UnitOut, required=True)
     incidents = _cell()
-    residents = _cell(metadata={"description": "Distinct residents"})
+    residents = _cell(metadata={"description": "Distinct residents; suppressed whenever `incidents` is"})
     places = ma.fields.Float(required=True, metadata={"description": "Exposure in place-months"})
     rate_per_10_places = ma.fields.Float(allow_none=True, required=True,
                                          metadata={"description": "Released incidents per 10 places per month"})
@@ -94,7 +111,8 @@ class HotspotOut(CamelSchema):
     funnel_band = ma.fields.String(allow_none=True, required=True, validate=ma.validate.OneOf(BANDS))
     eb_rate_per_10_places = ma.fields.Float(allow_none=True, required=True,
                                             metadata={"description": "Empirical-Bayes rate; the order of units"})
-    previous = ma.fields.Nested(PreviousOut, required=True)
+    previous = ma.fields.Nested(PreviousOut, required=True, allow_none=True, metadata={
+        "description": "The period before; null for a suppressed unit, whose companions are never shown"})
     trend = ma.fields.String(required=True, validate=ma.validate.OneOf(("up", "down", "flat", "unknown")))
     breakdown = ma.fields.List(ma.fields.Nested(BreakdownOut))
 
@@ -155,7 +173,10 @@ class StagesOut(CamelSchema):
     step2_share = ma.fields.Float(allow_none=True, required=True)
     step5_share = ma.fields.Float(allow_none=True, required=True)
     reported_share = ma.fields.Float(allow_none=True, required=True)
-    median_days_to_report = ma.fields.Integer(allow_none=True, required=True, metadata={"description": "Whole days"})
+    median_days_to_report = ma.fields.Integer(allow_none=True, required=True, metadata={
+        "description": "The first of " + ", ".join(map(str, DELAY_BANDS)) + " days within which half the reports "
+                       "were made, read from released counts of reports within each; null below 2K released "
+                       "reports", "enum": [*DELAY_BANDS, None]})
 
 
 class FunnelUnitOut(StagesOut):

@@ -21,7 +21,7 @@ from service.auth.models import Role
 from service.incidents.models import Incident
 from service.incidents.service import IdentityKeys, record_incidents
 from service.registry.models import Institution, Location
-from service.stats.disclosure import DisclosureRules, release, resident_key
+from service.stats.disclosure import ZERO, Cell, DisclosureRules, Part, contributor_noise, release, resident_key
 from tests.incidents.factories import INDICATORS
 
 KEYS = IdentityKeys(b"k" * 32, 1)
@@ -91,16 +91,31 @@ def seed(session: Session, location: Location, n: int, *, residents: Sequence[st
     return record_incidents(session, caller_of(location.institution_id), items, KEYS, batch=True)
 
 
-def expected_cell(incidents: Sequence[Incident], rules: DisclosureRules = RULES) -> dict[str, Any]:
+def parts_of(incidents: Sequence[Incident]) -> list[Part]:
+    """Each institution's part of a cell of these incidents: count, record keys and contributor noise."""
+    by_institution: dict[uuid.UUID, list[Incident]] = {}
+    for incident in incidents:
+        by_institution.setdefault(incident.institution_id, []).append(incident)
+    return [Part(len(found), sum(i.record_key for i in found),
+                 sum(contributor_noise(i.resident_pseudonym or str(i.id)) for i in found))
+            for found in by_institution.values()]
+
+
+def expected_cell(incidents: Sequence[Incident], rules: DisclosureRules = RULES, *,
+                  zero: Cell = ZERO) -> dict[str, Any]:
     """The cell the disclosure rules must release for exactly these (active) incidents."""
     by_resident = Counter(i.resident_pseudonym for i in incidents if i.resident_pseudonym)
     contributions = list(by_resident.values()) + [1] * sum(1 for i in incidents if not i.resident_pseudonym)
-    key = sum(i.record_key for i in incidents) % 256
-    return release(len(incidents), key, contributions, rules).as_dict()
+    return release(len(incidents), contributions, parts_of(incidents), rules, zero=zero).as_dict()
 
 
 def expected_residents(incidents: Sequence[Incident], rules: DisclosureRules = RULES) -> dict[str, Any]:
-    """The released cell of distinct residents among these (active) incidents."""
-    present = {i.resident_pseudonym for i in incidents if i.resident_pseudonym}
-    key = sum(resident_key(p) for p in present) % 256
-    return release(len(present), key, [1] if present else [], rules).as_dict()
+    """The released cell of distinct residents among these (active) incidents (when their incidents are released)."""
+    present: dict[uuid.UUID, set[str]] = {}
+    for incident in incidents:
+        if incident.resident_pseudonym:
+            present.setdefault(incident.institution_id, set()).add(incident.resident_pseudonym)
+    parts = [Part(len(found), sum(resident_key(p) for p in found), sum(contributor_noise(p) for p in found))
+             for found in present.values()]
+    count = sum(part.count for part in parts)
+    return release(count, [1] if count else [], parts, rules).as_dict()

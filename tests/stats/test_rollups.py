@@ -17,7 +17,7 @@ from service.incidents import service as incidents
 from service.incidents.models import Incident, Status
 from service.registry.models import Location
 from service.stats import rollups
-from service.stats.disclosure import resident_key
+from service.stats.disclosure import contributor_noise, resident_key
 from service.stats.models import ResidentRollup, Rollup, UnitResident, UnitTally
 from service.stats.periods import AMSTERDAM
 from tests.factories import make_institution, make_location
@@ -76,6 +76,11 @@ def rollup_rows(session: Session) -> dict[str, dict[tuple[Any, ...], tuple[int, 
     return found
 
 
+def noise_of(incident: Incident) -> int:
+    """The incident's contributor noise: its resident's, or its own when it names none."""
+    return contributor_noise(incident.resident_pseudonym or str(incident.id))
+
+
 def recounted(session: Session) -> dict[tuple[Any, ...], Counter[str]]:
     """incident_rollup as computed here from the active incidents, independently of the service's rollup code."""
     cells: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
@@ -91,6 +96,7 @@ def recounted(session: Session) -> dict[tuple[Any, ...], Counter[str]]:
                 if counted:
                     cell[measure] += 1
                     cell["key_sum" if measure == "incidents" else f"{measure}_key_sum"] += incident.record_key
+                    cell["noise_sum" if measure == "incidents" else f"{measure}_noise_sum"] += noise_of(incident)
     return cells
 
 
@@ -114,12 +120,15 @@ def recounted_units(session: Session) -> dict[tuple[Any, ...], tuple[int, ...]]:
                         counts[key][measure] += 1
                         counts[key]["key_sum" if measure == "incidents" else f"{measure}_key_sum"] += \
                             incident.record_key
+                        counts[key]["noise_sum" if measure == "incidents" else f"{measure}_noise_sum"] += \
+                            noise_of(incident)
                         if incident.resident_pseudonym:
                             counts[key][f"{measure}_of_residents"] += 1
                             residents[key][incident.resident_pseudonym][measure] += 1
     for key, by_resident in residents.items():
         counts[key]["residents"] = len(by_resident)
         counts[key]["residents_key_sum"] = sum(resident_key(p) for p in by_resident)
+        counts[key]["residents_noise_sum"] = sum(contributor_noise(p) for p in by_resident)
         for measure in ("incidents", "step2", "step5", "reported"):
             largest = [*sorted((c[measure] for c in by_resident.values() if c[measure]), reverse=True), 0, 0, 0]
             for i in range(3):
@@ -227,11 +236,11 @@ def cells_of(session: Session, location: Location) -> dict[tuple[str, ...], tupl
 def test_a_new_incident_counts_once_in_its_week_and_its_month(session, locations):
     [incident] = seed(session, locations[0], 1, occurred_at=dt.datetime(2026, 6, 30, 22, 30, tzinfo=dt.UTC),
                       meldcode_step=5, reported=True, residents=["R-9"])
-    key = incident.record_key
+    key, noise = incident.record_key, noise_of(incident)
 
     assert cells_of(session, locations[0]) == {
-        ("week", "2026-W27", "recruitmentAttempt", "criminal", "16to17"): (1, key, 1, key, 1, key, 1, key),
-        ("month", "2026-07", "recruitmentAttempt", "criminal", "16to17"): (1, key, 1, key, 1, key, 1, key),
+        ("week", "2026-W27", "recruitmentAttempt", "criminal", "16to17"): (1, key, noise) * 4,
+        ("month", "2026-07", "recruitmentAttempt", "criminal", "16to17"): (1, key, noise) * 4,
     }
     residents = rollup_rows(session)["resident_rollup"]
     assert sorted(k[:2] + k[3:] for k in residents) == [
@@ -249,7 +258,7 @@ def test_a_retracted_incident_leaves_every_rollup(session, locations):
 
     after = rollup_rows(session)
     assert after != with_both
-    assert set(after["incident_rollup"].values()) == {(1, kept.record_key) * 4}
+    assert set(after["incident_rollup"].values()) == {(1, kept.record_key, noise_of(kept)) * 4}
     assert {k[-1] for k in after["resident_rollup"]} == {kept.resident_pseudonym}
     incidents.retract_incident(session, caller_of(locations[0].institution_id), kept.id, REASON)
     assert rollup_rows(session) == {"incident_rollup": {}, "resident_rollup": {}, "unit_tally": {}, "unit_resident": {}}
@@ -257,10 +266,10 @@ def test_a_retracted_incident_leaves_every_rollup(session, locations):
 
 def test_a_correction_moves_an_incident_between_cells(session, locations):
     [incident] = seed(session, locations[0], 1, occurred_at=dt.datetime(2026, 3, 31, 21, 59, tzinfo=dt.UTC))
-    key = incident.record_key
+    key, noise = incident.record_key, noise_of(incident)
     assert cells_of(session, locations[0]) == {
-        ("week", "2026-W14", "recruitmentAttempt", "criminal", "16to17"): (1, key, 0, 0, 0, 0, 0, 0),
-        ("month", "2026-03", "recruitmentAttempt", "criminal", "16to17"): (1, key, 0, 0, 0, 0, 0, 0),
+        ("week", "2026-W14", "recruitmentAttempt", "criminal", "16to17"): (1, key, noise) + (0,) * 9,
+        ("month", "2026-03", "recruitmentAttempt", "criminal", "16to17"): (1, key, noise) + (0,) * 9,
     }
 
     # One minute later in UTC is 1 April in Amsterdam; the location, kind and age band change too.
@@ -271,8 +280,8 @@ def test_a_correction_moves_an_incident_between_cells(session, locations):
 
     assert cells_of(session, locations[0]) == {}
     assert cells_of(session, locations[1]) == {
-        ("week", "2026-W14", "absence", "criminal", "12to15"): (1, key, 1, key, 0, 0, 0, 0),
-        ("month", "2026-04", "absence", "criminal", "12to15"): (1, key, 1, key, 0, 0, 0, 0),
+        ("week", "2026-W14", "absence", "criminal", "12to15"): (1, key, noise) * 2 + (0,) * 6,
+        ("month", "2026-04", "absence", "criminal", "12to15"): (1, key, noise) * 2 + (0,) * 6,
     }
 
 

@@ -24,9 +24,9 @@ from service.incidents.models import Incident, Status
 from service.incidents.service import correct_incident, record_incidents, retract_incident
 from service.retention import purge
 from service.schemas import camelised
-from service.stats import rollups, service
+from service.stats import rollups, service, tallies
 from service.stats.disclosure import DisclosureRules
-from service.stats.models import KEY_SUMS, MEASURES
+from service.stats.models import KEY_SUMS, MEASURES, NOISE_SUMS
 from service.stats.periods import parse_period, period_range
 from service.stats.schemas import FunnelOut, HotspotsOut, TrendsOut
 from tests.factories import make_institution, make_location
@@ -73,11 +73,16 @@ def comparable(tallies: dict[tuple[str, ...], Any]) -> dict[tuple[str, ...], dic
     for key, tally in tallies.items():
         counts = tally.counts
         values: dict[str, Any] = {"residents": counts.get("residents", 0),
-                                  "residents_key_sum": counts.get("residents_key_sum", 0)}
+                                  "residents_key_sum": counts.get("residents_key_sum", 0),
+                                  "residents_noise_sum": counts.get("residents_noise_sum", 0)}
         for m in MEASURES:
             values |= {m: counts.get(m, 0), KEY_SUMS[m]: counts.get(KEY_SUMS[m], 0),
+                       NOISE_SUMS[m]: counts.get(NOISE_SUMS[m], 0),
                        f"{m}_of_residents": counts.get(f"{m}_of_residents", 0),
                        f"{m}_tops": [v for v in tally.tops.get(m, []) if v > 0]}
+        # Each institution's part, as the release of a shared cell needs it.
+        values["parts"] = sorted(tuple(part.get(c, 0) for c in sorted(part)) for part in tally.parts
+                                 if part.get("incidents", 0))
         if any(v for v in values.values()):
             found[key] = values
     return found
@@ -88,10 +93,10 @@ def comparable(tallies: dict[tuple[str, ...], Any]) -> dict[tuple[str, ...], dic
 @pytest.mark.parametrize("codes", [(NATIONAL,), ("GM0014",), ("GM0363",)])
 @pytest.mark.parametrize("by_unit", [True, False])
 def test_summaries_equal_the_sum_of_cells(session, register, period, group_by, codes, by_unit):
-    caller, query, fixed = analyst(*codes), service.Query(group_by), parse_period(period, TODAY)
+    caller, query, fixed = analyst(*codes), tallies.Query(group_by), parse_period(period, TODAY)
 
-    summarised = service.from_summaries(session, caller, query, [fixed], by_unit=by_unit, breakdown=None)
-    summed = service.from_cells(session, caller, query, fixed, MEASURES, by_unit=by_unit, breakdown=None)
+    summarised = tallies.from_summaries(session, caller, query, [fixed], by_unit=by_unit, breakdown=None)
+    summed = tallies.from_cells(session, caller, query, fixed, MEASURES, by_unit=by_unit, breakdown=None)
 
     assert summarised is not None
     assert comparable(summarised[0]) == comparable(summed)
@@ -99,9 +104,9 @@ def test_summaries_equal_the_sum_of_cells(session, register, period, group_by, c
 
 
 def test_the_summaries_count_a_resident_who_moved_once(session, register):
-    caller, query = analyst(NATIONAL), service.Query("institution")
+    caller, query = analyst(NATIONAL), tallies.Query("institution")
 
-    [[whole]] = [found.values() for found in service.from_summaries(
+    [[whole]] = [found.values() for found in tallies.from_summaries(
         session, caller, query, [parse_period("2026-Q2", TODAY)], by_unit=False, breakdown=None) or []]
 
     # Residents are R-move-1 and R-move-2 at the north institution's three locations, R-stay there, and R-move-1
@@ -110,13 +115,13 @@ def test_the_summaries_count_a_resident_who_moved_once(session, register):
 
 
 @pytest.mark.parametrize(("codes", "query", "period"), [
-    (("GM0014", "GM0363"), service.Query("institution"), "2026-Q2"),  # several municipalities
-    ((NATIONAL,), service.Query("postcode4"), "2026-Q2"),
-    ((NATIONAL,), service.Query("institution", kind="absence"), "2026-Q2"),
-    ((NATIONAL,), service.Query("institution"), "2026-W20"),
+    (("GM0014", "GM0363"), tallies.Query("institution"), "2026-Q2"),  # several municipalities
+    ((NATIONAL,), tallies.Query("postcode4"), "2026-Q2"),
+    ((NATIONAL,), tallies.Query("institution", kind="absence"), "2026-Q2"),
+    ((NATIONAL,), tallies.Query("institution"), "2026-W20"),
 ])
 def test_questions_the_summaries_do_not_answer_are_summed_from_cells(session, codes, query, period):
-    assert service.from_summaries(session, analyst(*codes), query, [parse_period(period, TODAY)], by_unit=True,
+    assert tallies.from_summaries(session, analyst(*codes), query, [parse_period(period, TODAY)], by_unit=True,
                                breakdown=None) is None
 
 
@@ -128,15 +133,15 @@ def test_statistics_go_on_the_wire_exactly_as_their_schema_dumps_them(session, r
                                                                        codes, k):
     caller, rules, q2 = analyst(*codes), DisclosureRules(k=k), parse_period("2026-Q2", TODAY)
     data = {
-        "hotspots": lambda: service.hotspots(session, caller, service.Query(group_by), q2, rules),
-        "breakdown": lambda: service.hotspots(session, caller, service.Query(group_by, breakdown="ageBand"), q2, rules),
-        "trends": lambda: service.trends(session, caller, service.Query(group_by),
+        "hotspots": lambda: service.hotspots(session, caller, tallies.Query(group_by), q2, rules),
+        "breakdown": lambda: service.hotspots(session, caller, tallies.Query(group_by, breakdown="ageBand"), q2, rules),
+        "trends": lambda: service.trends(session, caller, tallies.Query(group_by),
                                          period_range(parse_period("2026-03", TODAY), parse_period("2026-09", TODAY),
                                                       12), rules),
-        "weekly": lambda: service.trends(session, caller, service.Query(group_by),
+        "weekly": lambda: service.trends(session, caller, tallies.Query(group_by),
                                          period_range(parse_period("2026-W14", TODAY), parse_period("2026-W18", TODAY),
                                                       12), rules),
-        "funnel": lambda: service.reporting_funnel(session, caller, service.Query(group_by), q2, rules),
+        "funnel": lambda: service.reporting_funnel(session, caller, tallies.Query(group_by), q2, rules),
     }[name]()
 
     # As JSON text: 5 and 5.0 differ there, and a key the schema does not name would show.
@@ -145,17 +150,17 @@ def test_statistics_go_on_the_wire_exactly_as_their_schema_dumps_them(session, r
 
 @pytest.mark.parametrize("group_by", ["location", "institution", "municipality", "postcode4"])
 def test_several_periods_read_together_equal_each_read_alone(session, register, group_by):
-    caller, query = analyst(NATIONAL), service.Query(group_by)
+    caller, query = analyst(NATIONAL), tallies.Query(group_by)
     periods = period_range(parse_period("2026-03", TODAY), parse_period("2026-09", TODAY), 12)
 
-    together = service.unit_tallies(session, caller, query, periods, MEASURES)
-    alone = [service.unit_tallies(session, caller, query, [p], MEASURES)[0] for p in periods]
+    together = tallies.unit_tallies(session, caller, query, periods, MEASURES)
+    alone = [tallies.unit_tallies(session, caller, query, [p], MEASURES)[0] for p in periods]
 
     assert [(comparable(u), comparable({(): w})) for u, w in together] == \
         [(comparable(u), comparable({(): w})) for u, w in alone]
-    units, places = service.units_and_places(session, caller, query, periods)
-    assert places == [service.units_and_places(session, caller, query, [p])[1][0] for p in periods]
-    assert units == service.units_and_places(session, caller, query, periods[:1])[0]
+    units, places = tallies.units_and_places(session, caller, query, periods)
+    assert places == [tallies.units_and_places(session, caller, query, [p])[1][0] for p in periods]
+    assert units == tallies.units_and_places(session, caller, query, periods[:1])[0]
 
 
 # --- any history, two institutions, six residents: the summaries stay exact ----------------------------------------
@@ -237,11 +242,11 @@ def test_after_any_history_summaries_equal_a_recount_the_cells_and_a_rebuild(ses
         for codes in CALLERS:
             for group_by in ("location", "institution", "municipality"):
                 for label in LABELS:
-                    period, query = parse_period(label, TODAY), service.Query(group_by)
+                    period, query = parse_period(label, TODAY), tallies.Query(group_by)
                     for by_unit in (True, False):
-                        [summaries] = service.from_summaries(session, analyst(*codes), query, [period],
+                        [summaries] = tallies.from_summaries(session, analyst(*codes), query, [period],
                                                              by_unit=by_unit, breakdown=None) or [{}]
-                        cells = service.from_cells(session, analyst(*codes), query, period, MEASURES,
+                        cells = tallies.from_cells(session, analyst(*codes), query, period, MEASURES,
                                                    by_unit=by_unit, breakdown=None)
                         assert comparable(summaries) == comparable(cells), (codes, group_by, label, by_unit)
                         for n in (1, 2, 3):  # the dominance rule with every number of top contributors it allows
@@ -258,7 +263,7 @@ def test_after_any_history_summaries_equal_a_recount_the_cells_and_a_rebuild(ses
 
 @pytest.mark.parametrize("by_unit", [True, False])
 def test_a_municipality_outside_the_scope_is_refused_by_the_summaries_too(session, register, by_unit):
-    query, q2 = service.Query("location", municipality_code="GM0363"), parse_period("2026-Q2", TODAY)
+    query, q2 = tallies.Query("location", municipality_code="GM0363"), parse_period("2026-Q2", TODAY)
 
     with pytest.raises(Forbidden):
-        service.tallies(session, analyst("GM0014"), query, q2, by_unit=by_unit)
+        tallies.tallies(session, analyst("GM0014"), query, q2, by_unit=by_unit)
