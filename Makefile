@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SPECTRAL := npx --yes @stoplight/spectral-cli@6
 RULESET ?= ../shared/conformance/nl-api-design-rules.spectral.yaml
 
-.PHONY: run test test-dates fuzz lint openapi install clean faults load bench
+.PHONY: run test test-dates fuzz lint openapi install clean faults load bench swagger-ui
 
 $(BIN)/risk-register: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -51,3 +51,12 @@ load: install
 
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Vendor another Swagger UI from the npm registry (service/docs/assets/swagger-ui/VENDORED.md says what and why).
+SWAGGER_UI_VERSION ?= 5.35.0
+SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui.css swagger-ui-bundle.js.LICENSE.txt LICENSE NOTICE
+swagger-ui:
+	@tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) >/dev/null \
+	  && tar xzf swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz \
+	  && cd package && cp $(SWAGGER_UI_FILES) $(CURDIR)/service/docs/assets/swagger-ui/ \
+	  && sha256sum swagger-ui-bundle.js swagger-ui.css && rm -rf $$tmp

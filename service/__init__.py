@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 from flask_smorest.spec.plugins import FlaskPlugin
 
-from service import http, operations, ratelimit
+from service import docs, http, operations, ratelimit
 from service.audit import recording
 from service.auth import access
 from service.auth.access import public
@@ -39,8 +39,6 @@ def _api_config(settings: Settings) -> dict[str, Any]:
         "OPENAPI_VERSION": "3.1.0",
         "OPENAPI_URL_PREFIX": API_PREFIX,
         "OPENAPI_JSON_PATH": "openapi.json",
-        "OPENAPI_SWAGGER_UI_PATH": "docs",
-        "OPENAPI_SWAGGER_UI_URL": f"{API_PREFIX}/docs/assets/",
         "API_SPEC_OPTIONS": {
             "info": {
                 "description": (
@@ -85,6 +83,7 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     http.init_negotiation(app)
     recording.init_app(app)  # after http: its after-request hook must run before the commit
     operations.init_app(app)
+    app.register_blueprint(docs.blp)
 
     api = RegisterApi(spec_kwargs={"flask_plugin": VersionedPathsPlugin(),
                                    "extra_plugins": [ConventionsPlugin()]})
@@ -103,6 +102,6 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     for endpoint, view in list(app.view_functions.items()):
         if endpoint.startswith("api-docs."):
-            # The document and its viewer are public by design; flask-smorest serves them from bound methods.
+            # The document is public by design; flask-smorest serves it from a bound method.
             app.view_functions[endpoint] = public(functools.wraps(view)(functools.partial(view)))
     return app

@@ -1,4 +1,4 @@
-"""Liveness, readiness, Prometheus metrics and the offline assets of the API docs (outside /v1's contract)."""
+"""Liveness, readiness and Prometheus metrics (outside /v1's contract)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import swagger_ui_bundle
-from flask import Blueprint, Flask, Response, g, request, send_from_directory
+from flask import Blueprint, Flask, Response, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -122,14 +121,6 @@ def metrics() -> Response:
         multiprocess.MultiProcessCollector(registry)
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
     return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
-
-
-@blp.get("/v1/docs/assets/<path:filename>")
-@produces("*/*")
-@public
-def docs_asset(filename: str) -> Response:
-    """Swagger UI's scripts and styles, served here because care networks often have no internet."""
-    return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
 
 
 def _observe(response: Response) -> Response:
