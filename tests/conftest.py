@@ -71,9 +71,10 @@ def clock(request: pytest.FixtureRequest) -> Iterator[Clock]:
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
-def _unavailable(reason: str) -> None:
+def unavailable(reason: str, needed: str = "PostgreSQL") -> None:
+    """Skip a test whose service or tool is missing; under CI=true, fail it: CI must run everything."""
     if IN_CI:
-        pytest.fail(f"{reason} (CI=true: PostgreSQL is required, not optional)")
+        pytest.fail(f"{reason} (CI=true: {needed} is required, not optional)")
     pytest.skip(reason)
 
 
@@ -93,7 +94,7 @@ class ScratchDatabases:
             with admin.connect() as connection:
                 connection.execute(text(f'CREATE DATABASE "{name}"'))
         except OperationalError as exc:
-            _unavailable(f"PostgreSQL at {make_url(self.base_url).host} is unreachable: {type(exc.orig).__name__}")
+            unavailable(f"PostgreSQL at {make_url(self.base_url).host} is unreachable: {type(exc.orig).__name__}")
         finally:
             admin.dispose()
         self.created.append(name)
