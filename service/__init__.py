@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 from flask_smorest.spec.plugins import FlaskPlugin
 
-from service import docs, http, operations, ratelimit
+from service import docs, http, metrics, operations, ratelimit
 from service.audit import recording
 from service.auth import access
 from service.auth.access import public
@@ -83,6 +83,7 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     http.init_negotiation(app)
     recording.init_app(app)  # after http: its after-request hook must run before the commit
     operations.init_app(app)
+    metrics.init_app(app)
     app.register_blueprint(docs.blp)
 
     api = RegisterApi(spec_kwargs={"flask_plugin": VersionedPathsPlugin(),

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import ast
 import functools
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flask import Blueprint, Flask, Response, g, request
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import Counter, Histogram
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from service.auth.access import public
 from service.db import db
 from service.http import problem, produces
+from service.metrics import CONTENT_TYPE, exposition
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -111,16 +104,11 @@ def readyz() -> Response | dict[str, str]:
 
 
 @blp.get("/metrics")
-@produces(CONTENT_TYPE_LATEST.split(";")[0])
+@produces(CONTENT_TYPE.split(";")[0])
 @public
 def metrics() -> Response:
-    """Prometheus metrics: requests by route, method and status, and latency."""
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
-        # Under gunicorn each worker writes its own files; collect all of them.
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
-    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+    """Prometheus metrics: requests by route, method and status, latency, and the domain metrics of metrics.py."""
+    return Response(exposition(), content_type=CONTENT_TYPE)
 
 
 def _observe(response: Response) -> Response:
