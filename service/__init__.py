@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
 from flask_smorest.spec.plugins import FlaskPlugin
 
-from service import docs, http, metrics, operations, ratelimit
+from service import docs, http, logs, metrics, operations, ratelimit
 from service.audit import recording
 from service.auth import access
 from service.auth.access import public
@@ -30,6 +29,11 @@ class VersionedPathsPlugin(FlaskPlugin):
     def flaskpath2openapi(path: str) -> str:
         path = FlaskPlugin.flaskpath2openapi(path)
         return path.removeprefix(API_PREFIX) or "/"
+
+
+class RegisterFlask(Flask):
+    def log_exception(self, exc_info: Any) -> None:
+        logs.log_unhandled(self.logger, exc_info)
 
 
 def _api_config(settings: Settings) -> dict[str, Any]:
@@ -61,9 +65,9 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     """Build the app from settings (or from an environment mapping, or from os.environ)."""
     if not isinstance(settings, Settings):
         settings = load_settings(settings)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
 
-    app = Flask(__name__, instance_path=str(settings.instance_path), static_folder=None)
+    app = RegisterFlask(__name__, instance_path=str(settings.instance_path), static_folder=None)
     app.config.update(_api_config(settings))
     app.url_map.strict_slashes = True
     app.extensions["settings"] = settings

@@ -15,10 +15,10 @@ import click
 import yaml
 from alembic import command
 
-from service import create_app
+from service import create_app, logs
 from service.auth import service as auth
 from service.auth.models import Role
-from service.config import load_settings
+from service.config import load_settings, log_format, log_level
 from service.db import db
 from service.errors import DomainError
 from service.operations import alembic_config
@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @click.group()
 def main() -> None:
     """Signal register for care institutions."""
+    logs.configure(log_level(os.environ), log_format(os.environ))  # before settings: they may log a warning
 
 
 @main.group("db")

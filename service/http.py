@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError, NotAcceptable, UnsupportedMediaType
 
+from service import logs
 from service.config import API_VERSION
 from service.db import db
 from service.errors import DomainError, FieldError, field_errors
@@ -256,9 +257,7 @@ def _finish_request(response: Response) -> Response:
     response.headers.setdefault("Content-Security-Policy", API_CSP)
     response.headers.setdefault("Cache-Control", "no-store")
     # Route patterns, client ids and counts only: never bodies, never query strings.
-    log.info("%s %s %s %d %.1fms client=%s", g.get("request_id"), request.method,
-             request.url_rule.rule if request.url_rule else "-", response.status_code,
-             (time.perf_counter() - g.get("started", time.perf_counter())) * 1000, g.get("client_id", "-"))
+    logs.log_request(response, time.perf_counter() - g.get("started", time.perf_counter()))
     return response
 
 
