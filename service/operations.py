@@ -22,7 +22,7 @@ from service.metrics import CONTENT_TYPE, exposition
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # package data: an installed service can migrate
 blp = Blueprint("operations", __name__)
 
 REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["route", "method", "status"])
