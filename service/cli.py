@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import click
 import yaml
 from alembic import command
 
-from service import create_app, logs
+from service import create_app, housekeeping, logs
 from service.auth import service as auth
 from service.auth.models import Role
 from service.config import load_settings, log_format, log_level
@@ -159,14 +161,7 @@ def maintenance() -> None:
 @maintenance.command("purge")
 def maintenance_purge() -> None:
     """Forget idempotency keys older than 24 hours and revocations of tokens that have expired."""
-    from service.incidents.idempotency import purge_expired
-
-    app = create_app()
-    with app.app_context():
-        keys = purge_expired(db.session)
-        revocations = auth.purge_revoked_tokens(db.session)
-        db.finish(commit=True)
-    click.echo(json.dumps({"idempotencyKeysRemoved": keys, "revokedTokensRemoved": revocations}))
+    click.echo(json.dumps(housekeeping.maintenance_purge(create_app())))
 
 
 @main.group()
@@ -217,16 +212,20 @@ def retention() -> None:
 def retention_purge(dry_run: bool) -> None:
     """Remove incidents older than RETENTION_YEARS (with revisions and rollup contributions), expired idempotency
     keys and revocations, and log an access event with the counts."""
-    from dataclasses import asdict
+    click.echo(json.dumps(housekeeping.retention_purge(create_app(), dry_run=dry_run)))
 
-    from service.retention import purge
 
-    app = create_app()
-    with app.app_context():
-        purged = purge(db.session, app.extensions["chain_key"], years=app.extensions["settings"].retention_years,
-                       dry_run=dry_run)
-        db.finish(commit=not dry_run)
-    click.echo(json.dumps({"dryRun": dry_run} | {camelcase(k): v for k, v in asdict(purged).items()}))
+@main.command()
+@click.option("--once", is_flag=True, help="Run each job once and exit (1 when one failed)")
+def schedule(once: bool) -> None:
+    """Run `maintenance purge` every hour and `retention purge` every day, until SIGTERM (for a deployment
+    without cron, such as docker-compose.yml's scheduler). Both run at start."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    failures = housekeeping.run_timetable(create_app(), stop, once=once)
+    if once and failures:
+        sys.exit(1)
 
 
 @main.group()
