@@ -117,13 +117,16 @@ def scratch_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scra
     scratch.drop_all()
 
 
+def postgres_server_url() -> str:
+    """TEST_DATABASE_URL when it names PostgreSQL, else the local server."""
+    url = os.environ.get("TEST_DATABASE_URL") or PG_DEFAULT
+    return PG_DEFAULT if url.startswith("sqlite") else url
+
+
 @pytest.fixture(scope="session")
 def postgres_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScratchDatabases]:
     """Scratch PostgreSQL databases even in the SQLite run, for tests about PostgreSQL behaviour."""
-    url = os.environ.get("TEST_DATABASE_URL") or PG_DEFAULT
-    if url.startswith("sqlite"):
-        url = PG_DEFAULT
-    scratch = ScratchDatabases(url, tmp_path_factory.mktemp("pg"))
+    scratch = ScratchDatabases(postgres_server_url(), tmp_path_factory.mktemp("pg"))
     yield scratch
     scratch.drop_all()
 
