@@ -18,9 +18,12 @@ $(BIN)/risk-register: pyproject.toml requirements-dev.lock
 
 install: $(BIN)/risk-register
 
+# make run PORT=8001 to serve elsewhere. The port is checked before the demo secrets are issued again.
+PORT ?= 8000
 run: install
-	$(BIN)/risk-register demo
-	$(BIN)/risk-register serve --bind 127.0.0.1:8000 --workers 2
+	@$(BIN)/risk-register serve --bind 127.0.0.1:$(PORT) --check
+	$(BIN)/risk-register demo --port $(PORT)
+	$(BIN)/risk-register serve --bind 127.0.0.1:$(PORT) --workers 2
 
 test: install
 	$(BIN)/pytest

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -85,9 +86,12 @@ def db_grants(role: str) -> None:
 
 
 @main.command()
-def demo() -> None:
-    """Migrate, seed the Groningen demo data, and print fresh credentials for one client per role."""
-    from service.demo import seed_demo
+@click.option("--port", default=8000, show_default=True, type=int, help="The port the printed commands use")
+def demo(port: int) -> None:
+    """Migrate, seed the Groningen demo data, and print fresh credentials for one client per role, with commands
+    that use them."""
+    from service import clock
+    from service.demo import quick_start, seed_demo
     from service.incidents.service import IdentityKeys
 
     command.upgrade(alembic_config(load_settings().database_url), "head")
@@ -95,22 +99,26 @@ def demo() -> None:
     with app.app_context():
         credentials = seed_demo(db.session, IdentityKeys.from_settings(app.extensions["settings"]))
         db.finish(commit=True)
-    click.echo("Demo clients (secrets are new on every `risk-register demo`):")
-    for role, (client_id, secret) in credentials.items():
-        click.echo(f"  {role:<12} clientId={client_id}  clientSecret={secret}")
-    client_id, secret = credentials[Role.INSTITUTION.value]
-    click.echo("\nGet a token:")
-    click.echo(f"  curl -s -u '{client_id}:{secret}' -d grant_type=client_credentials "
-               "http://127.0.0.1:8000/v1/oauth/token")
-    click.echo("Docs: http://127.0.0.1:8000/v1/docs")
+    click.echo("\n".join(quick_start(credentials, port, clock.today())))
 
 
 @main.command()
 @click.option("--bind", default="127.0.0.1:8000", show_default=True, help="HOST:PORT to listen on")
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
-def serve(bind: str, workers: int) -> None:
+@click.option("--check", is_flag=True, help="Only check the settings and that BIND is free, then exit")
+def serve(bind: str, workers: int, check: bool) -> None:
     """Serve the API with gunicorn (configuration: service/gunicorn.py)."""
     load_settings()  # fail here, not in every worker, when the environment is incomplete
+    host, _, port = bind.rpartition(":")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((host.strip("[]"), int(port)))
+        except OSError:
+            raise click.ClickException(f"{bind} is in use: stop what listens there, or choose another port "
+                                       f"(make run PORT={int(port) + 1})") from None
+    if check:
+        return
     env = dict(os.environ)
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in env:
         # Each worker counts for itself; the shared folder lets /metrics add them up.
