@@ -23,13 +23,11 @@ class _Page(HTMLParser):
         super().__init__()
         self.loads: list[str] = []
         self.inline: list[str] = []
-        self._in_script = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         named = dict(attrs)
         self.inline += [name for name in named if name.startswith("on") or name == "style"]
         if tag == "script":
-            self._in_script = True
             if named.get("src") is None:
                 self.inline.append("script")
             else:
@@ -38,9 +36,6 @@ class _Page(HTMLParser):
             self.loads.append(named["href"] or "")
         if tag == "style":
             self.inline.append("style")
-
-    def handle_endtag(self, tag: str) -> None:
-        self._in_script = self._in_script and tag != "script"
 
 
 def _policy(header: str) -> dict[str, list[str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
+from service.auth.models import Role
 from service.config import API_VERSION
 from tests.browser.conftest import LiveServer, RecordedPage
 
@@ -39,3 +40,11 @@ def test_the_docs_list_every_operation_with_nothing_from_elsewhere_and_no_errors
     assert page.errors == []
     assert page.elsewhere() == []
     assert f"{live_server.url}/v1/openapi.json" in page.requests
+
+
+def test_the_live_server_commits_what_a_browser_test_sets_up(live_server: LiveServer):
+    """What a dashboard test needs: a client made here is known to the server (its own database, committing)."""
+    request = urllib.request.Request(f"{live_server.url}/v1/institutions",  # noqa: S310 - our own server
+                                     headers={"Authorization": f"Bearer {live_server.bearer(Role.ADMIN)}"})
+    with urllib.request.urlopen(request) as response:  # noqa: S310
+        assert (response.status, set(json.load(response))) == (200, {"items", "nextCursor"})  # not a 401
