@@ -17,10 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from service import clock
+
 BIN = Path(sys.executable).parent
 # How long gunicorn may take to answer /readyz or to stop: a wait for it to get there, not a measurement.
 START_SECONDS = 90
 STOP_SECONDS = 60
+
+
+def suite_clock() -> dict[str, str]:
+    """The environment that starts a served service's clock where the suite's is (TEST_TODAY moves it)."""
+    return {"CLOCK_START": clock.now().isoformat()} if clock.CLOCK.moved else {}
 
 
 def free_port() -> int:

@@ -26,7 +26,7 @@ from service.demo import last_full_quarter
 from service.operations import newest_revision
 from service.registry.models import Institution, Location, Sector
 from tests.conftest import unavailable
-from tests.serving import BIN, free_port, served
+from tests.serving import BIN, free_port, served, suite_clock
 
 Invoke = Callable[..., Result]
 DEMO_LINE = re.compile(r"^  (institution|analyst|auditor|admin) +clientId=(\S+)  clientSecret=(\S+)$")
@@ -267,9 +267,7 @@ def test_the_printed_lines_run_in_a_shell_against_the_served_demo(cli, database_
     lines = result.stdout.splitlines()
     [analyst_token] = [line for line in lines if line.endswith("  # analyst")]
     statistics = lines[-3]
-    env = {"DATABASE_URL": f"sqlite:///{database_file}", "INSTANCE_PATH": str(tmp_path)}
-    if clock.CLOCK.moved:  # the suite runs as on another day (TEST_TODAY): so must the server
-        env["CLOCK_START"] = clock.today().isoformat()
+    env = {"DATABASE_URL": f"sqlite:///{database_file}", "INSTANCE_PATH": str(tmp_path)} | suite_clock()
     argv = [str(BIN / "risk-register"), "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
 
     with served(argv, env, tmp_path, port):

@@ -25,7 +25,7 @@ from service.gunicorn import RegisterLogger
 from service.operations import alembic_config
 from tests.factories import make_client, make_location
 from tests.incidents.factories import incident_body
-from tests.serving import BIN, free_port, served
+from tests.serving import BIN, free_port, served, suite_clock
 
 # What a client sends that must never reach a log line, in every form the service turns it into.
 RESIDENT, PLATE, PHONE, NOTE, REFERENCE = "QZRES-8841", "QZ-481-X", "06 4132 9987", "QZNOTE", "QZREF-7731"
@@ -186,7 +186,7 @@ def test_under_gunicorn_every_line_is_json_with_the_request_fields_and_nothing_i
                                                                                          tmp_path):
     port = free_port()
     env = {"INSTANCE_PATH": str(tmp_path / "instance"), "DATABASE_URL": gunicorn_register["url"],
-           "LOG_FORMAT": "json", "APP_ENV": "development"}
+           "LOG_FORMAT": "json", "APP_ENV": "development"} | suite_clock()
     argv = [str(BIN / "risk-register"), "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
     client_id, secret = gunicorn_register["client"]
     with served(argv, env, tmp_path, port) as server:
