@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
 from flask_smorest.spec.plugins import FlaskPlugin
 
-from service import http, operations, ratelimit
+from service import docs, http, logs, metrics, operations, ratelimit
 from service.audit import recording
 from service.auth import access
 from service.auth.access import public
@@ -32,6 +31,11 @@ class VersionedPathsPlugin(FlaskPlugin):
         return path.removeprefix(API_PREFIX) or "/"
 
 
+class RegisterFlask(Flask):
+    def log_exception(self, exc_info: Any) -> None:
+        logs.log_unhandled(self.logger, exc_info)
+
+
 def _api_config(settings: Settings) -> dict[str, Any]:
     return {
         "API_TITLE": "Signal register for care institutions",
@@ -39,8 +43,6 @@ def _api_config(settings: Settings) -> dict[str, Any]:
         "OPENAPI_VERSION": "3.1.0",
         "OPENAPI_URL_PREFIX": API_PREFIX,
         "OPENAPI_JSON_PATH": "openapi.json",
-        "OPENAPI_SWAGGER_UI_PATH": "docs",
-        "OPENAPI_SWAGGER_UI_URL": f"{API_PREFIX}/docs/assets/",
         "API_SPEC_OPTIONS": {
             "info": {
                 "description": (
@@ -63,9 +65,9 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     """Build the app from settings (or from an environment mapping, or from os.environ)."""
     if not isinstance(settings, Settings):
         settings = load_settings(settings)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
 
-    app = Flask(__name__, instance_path=str(settings.instance_path), static_folder=None)
+    app = RegisterFlask(__name__, instance_path=str(settings.instance_path), static_folder=None)
     app.config.update(_api_config(settings))
     app.url_map.strict_slashes = True
     app.extensions["settings"] = settings
@@ -85,6 +87,8 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     http.init_negotiation(app)
     recording.init_app(app)  # after http: its after-request hook must run before the commit
     operations.init_app(app)
+    metrics.init_app(app)
+    app.register_blueprint(docs.blp)
 
     api = RegisterApi(spec_kwargs={"flask_plugin": VersionedPathsPlugin(),
                                    "extra_plugins": [ConventionsPlugin()]})
@@ -103,6 +107,6 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     for endpoint, view in list(app.view_functions.items()):
         if endpoint.startswith("api-docs."):
-            # The document and its viewer are public by design; flask-smorest serves them from bound methods.
+            # The document is public by design; flask-smorest serves it from a bound method.
             app.view_functions[endpoint] = public(functools.wraps(view)(functools.partial(view)))
     return app

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import socket
 import sys
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,10 +18,10 @@ import click
 import yaml
 from alembic import command
 
-from service import create_app
+from service import create_app, housekeeping, logs
 from service.auth import service as auth
 from service.auth.models import Role
-from service.config import load_settings
+from service.config import load_settings, log_format, log_level
 from service.db import db
 from service.errors import DomainError
 from service.operations import alembic_config
@@ -30,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @click.group()
 def main() -> None:
     """Signal register for care institutions."""
+    logs.configure(log_level(os.environ), log_format(os.environ))  # before settings: they may log a warning
 
 
 @main.group("db")
@@ -82,9 +86,12 @@ def db_grants(role: str) -> None:
 
 
 @main.command()
-def demo() -> None:
-    """Migrate, seed the Groningen demo data, and print fresh credentials for one client per role."""
-    from service.demo import seed_demo
+@click.option("--port", default=8000, show_default=True, type=int, help="The port the printed commands use")
+def demo(port: int) -> None:
+    """Migrate, seed the Groningen demo data, and print fresh credentials for one client per role, with commands
+    that use them."""
+    from service import clock
+    from service.demo import quick_start, seed_demo
     from service.incidents.service import IdentityKeys
 
     command.upgrade(alembic_config(load_settings().database_url), "head")
@@ -92,22 +99,26 @@ def demo() -> None:
     with app.app_context():
         credentials = seed_demo(db.session, IdentityKeys.from_settings(app.extensions["settings"]))
         db.finish(commit=True)
-    click.echo("Demo clients (secrets are new on every `risk-register demo`):")
-    for role, (client_id, secret) in credentials.items():
-        click.echo(f"  {role:<12} clientId={client_id}  clientSecret={secret}")
-    client_id, secret = credentials[Role.INSTITUTION.value]
-    click.echo("\nGet a token:")
-    click.echo(f"  curl -s -u '{client_id}:{secret}' -d grant_type=client_credentials "
-               "http://127.0.0.1:8000/v1/oauth/token")
-    click.echo("Docs: http://127.0.0.1:8000/v1/docs")
+    click.echo("\n".join(quick_start(credentials, port, clock.today())))
 
 
 @main.command()
 @click.option("--bind", default="127.0.0.1:8000", show_default=True, help="HOST:PORT to listen on")
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
-def serve(bind: str, workers: int) -> None:
+@click.option("--check", is_flag=True, help="Only check the settings and that BIND is free, then exit")
+def serve(bind: str, workers: int, check: bool) -> None:
     """Serve the API with gunicorn (configuration: service/gunicorn.py)."""
     load_settings()  # fail here, not in every worker, when the environment is incomplete
+    host, _, port = bind.rpartition(":")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((host.strip("[]"), int(port)))
+        except OSError:
+            raise click.ClickException(f"{bind} is in use: stop what listens there, or choose another port "
+                                       f"(make run PORT={int(port) + 1})") from None
+    if check:
+        return
     env = dict(os.environ)
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in env:
         # Each worker counts for itself; the shared folder lets /metrics add them up.
@@ -158,14 +169,7 @@ def maintenance() -> None:
 @maintenance.command("purge")
 def maintenance_purge() -> None:
     """Forget idempotency keys older than 24 hours and revocations of tokens that have expired."""
-    from service.incidents.idempotency import purge_expired
-
-    app = create_app()
-    with app.app_context():
-        keys = purge_expired(db.session)
-        revocations = auth.purge_revoked_tokens(db.session)
-        db.finish(commit=True)
-    click.echo(json.dumps({"idempotencyKeysRemoved": keys, "revokedTokensRemoved": revocations}))
+    click.echo(json.dumps(housekeeping.maintenance_purge(create_app())))
 
 
 @main.group()
@@ -216,16 +220,20 @@ def retention() -> None:
 def retention_purge(dry_run: bool) -> None:
     """Remove incidents older than RETENTION_YEARS (with revisions and rollup contributions), expired idempotency
     keys and revocations, and log an access event with the counts."""
-    from dataclasses import asdict
+    click.echo(json.dumps(housekeeping.retention_purge(create_app(), dry_run=dry_run)))
 
-    from service.retention import purge
 
-    app = create_app()
-    with app.app_context():
-        purged = purge(db.session, app.extensions["chain_key"], years=app.extensions["settings"].retention_years,
-                       dry_run=dry_run)
-        db.finish(commit=not dry_run)
-    click.echo(json.dumps({"dryRun": dry_run} | {camelcase(k): v for k, v in asdict(purged).items()}))
+@main.command()
+@click.option("--once", is_flag=True, help="Run each job once and exit (1 when one failed)")
+def schedule(once: bool) -> None:
+    """Run `maintenance purge` every hour and `retention purge` every day, until SIGTERM (for a deployment
+    without cron, such as docker-compose.yml's scheduler). Both run at start."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    failures = housekeeping.run_timetable(create_app(), stop, once=once)
+    if once and failures:
+        sys.exit(1)
 
 
 @main.group()

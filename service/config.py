@@ -40,6 +40,7 @@ class Settings:
     pseudonym_key_version: int = 1
     max_body_bytes: int = 2 * 1024 * 1024
     log_level: str = "INFO"
+    log_format: str = "text"
     rate_limit: str = "1200 per minute"
     token_rate_limit: str = "30 per minute"
     redis_url: str = ""
@@ -100,11 +101,28 @@ def _clock_start(environ: Mapping[str, str], environment: str) -> dt.datetime | 
     return moment
 
 
-def _development_secret(instance_path: Path, filename: str) -> str:
+def instance_path(environ: Mapping[str, str]) -> Path:
+    """The folder for the SQLite database, generated development keys and gunicorn's control socket."""
+    return Path(environ.get("INSTANCE_PATH", "instance")).resolve()
+
+
+def log_format(environ: Mapping[str, str]) -> str:
+    """LOG_FORMAT: `text` (default, for development) or `json` (one object per line, for the container)."""
+    chosen = environ.get("LOG_FORMAT", "text")
+    if chosen not in ("text", "json"):
+        raise ConfigurationError("LOG_FORMAT must be text or json")
+    return chosen
+
+
+def log_level(environ: Mapping[str, str]) -> str:
+    return environ.get("LOG_LEVEL", "INFO")
+
+
+def _development_secret(folder: Path, filename: str) -> str:
     """Generate a secret once into the instance folder so a fresh checkout works without setup."""
-    path = instance_path / filename
+    path = folder / filename
     if not path.exists():
-        instance_path.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
         log.warning("generated a development secret in %s; set it explicitly in production", path)
@@ -117,7 +135,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     environment = env.get("APP_ENV", "development")
     if environment not in ("development", "production", "test"):
         raise ConfigurationError("APP_ENV must be development, production or test")
-    instance_path = Path(env.get("INSTANCE_PATH", "instance")).resolve()
+    instance = instance_path(env)
     algorithm = env.get("TOKEN_ALGORITHM", "HS256")
     if algorithm not in SIGNING_ALGORITHMS:
         raise ConfigurationError(f"TOKEN_ALGORITHM must be one of {', '.join(SIGNING_ALGORITHMS)}")
@@ -139,9 +157,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigurationError("production needs explicit keys: " + ", ".join(missing))
     else:
         if algorithm == "HS256" and not token_secret:
-            token_secret = _development_secret(instance_path, "token-secret")
+            token_secret = _development_secret(instance, "token-secret")
         if not master_key:
-            master_key = _development_secret(instance_path, "pseudonym-master-key")
+            master_key = _development_secret(instance, "pseudonym-master-key")
         if algorithm != "HS256" and not (private_key and public_key):
             raise ConfigurationError(f"TOKEN_ALGORITHM={algorithm} needs TOKEN_PRIVATE_KEY and TOKEN_PUBLIC_KEY")
 
@@ -150,10 +168,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     except ValueError as exc:
         raise ConfigurationError("PSEUDONYM_MASTER_KEY must be hexadecimal") from exc
 
-    default_db = f"sqlite:///{instance_path / 'risk-register.sqlite3'}"
+    default_db = f"sqlite:///{instance / 'risk-register.sqlite3'}"
     return Settings(
         environment=environment,
-        instance_path=instance_path,
+        instance_path=instance,
         database_url=env.get("DATABASE_URL", default_db),
         token_algorithm=algorithm,
         token_secret=token_secret,
@@ -165,7 +183,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pseudonym_master_key=master_key_bytes,
         pseudonym_key_version=_number(env, "PSEUDONYM_KEY_VERSION", 1),
         max_body_bytes=_number(env, "MAX_BODY_BYTES", 2 * 1024 * 1024),
-        log_level=env.get("LOG_LEVEL", "INFO"),
+        log_level=log_level(env),
+        log_format=log_format(env),
         rate_limit=env.get("RATE_LIMIT", "1200 per minute"),
         token_rate_limit=env.get("TOKEN_RATE_LIMIT", "30 per minute"),
         redis_url=env.get("REDIS_URL", ""),

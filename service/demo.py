@@ -132,3 +132,31 @@ def seed_demo(session: Session, keys: IdentityKeys, today: dt.date | None = None
             client, secret = auth.rotate_secret(session, client.id)
         credentials[role.value] = (str(client.id), secret)
     return credentials
+
+
+# Sets TOKEN in the reader's shell without jq: python3 is there wherever the service runs.
+TOKEN_LINE = ("TOKEN=$(curl -s -u '{client_id}:{secret}' -d grant_type=client_credentials {base}/v1/oauth/token"
+              " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')")
+
+
+def last_full_quarter(today: dt.date) -> str:
+    """The newest quarter that has ended (the demo data covers the two years before today)."""
+    quarter = (today.month - 1) // 3  # the current one, 0-3: the last full one is the one before
+    return f"{today.year - 1}-Q4" if quarter == 0 else f"{today.year}-Q{quarter}"
+
+
+def quick_start(credentials: dict[str, tuple[str, str]], port: int, today: dt.date) -> list[str]:
+    """What `risk-register demo` prints: the clients, a line per role that sets TOKEN, a first statistics request
+    for the analyst and where the docs are, all for the server at 127.0.0.1:`port`."""
+    base = f"http://127.0.0.1:{port}"
+    lines = ["Demo clients (secrets are new on every `risk-register demo`):"]
+    lines += [f"  {role:<12} clientId={client_id}  clientSecret={secret}"
+              for role, (client_id, secret) in credentials.items()]
+    lines += ["", "Get a token as one of them (each line sets TOKEN in your shell):"]
+    lines += [f"  {TOKEN_LINE.format(client_id=client_id, secret=secret, base=base)}  # {role}"
+              for role, (client_id, secret) in credentials.items()]
+    lines += ["", f"Then, as the analyst, the hotspots of {last_full_quarter(today)} by location:",
+              f"  curl -s -H \"Authorization: Bearer $TOKEN\" "
+              f"'{base}/v1/stats/hotspots?period={last_full_quarter(today)}&groupBy=location'",
+              "", f"Docs: {base}/v1/docs"]
+    return lines

@@ -7,6 +7,11 @@ import gc
 import os
 from typing import Any
 
+from gunicorn import glogging
+
+from service import logs
+from service.config import instance_path, log_format
+
 worker_class = "sync"
 # A worker stuck longer than this (a slow client included: sync workers read the request themselves) is killed and
 # replaced. In production put a buffering reverse proxy (nginx, a load balancer) in front, so slow clients hold the
@@ -17,7 +22,36 @@ keepalive = 5
 limit_request_line = 4094
 limit_request_fields = 50
 limit_request_field_size = 8190
-accesslog = None  # the service logs each request itself, without query strings
+# The access line is RegisterLogger's (below), in the app's format through logconfig_dict: gunicorn's own would print
+# the raw request target, with identifiers in its path and its query string.
+accesslog = None
+logger_class = "service.gunicorn.RegisterLogger"
+logconfig_dict = logs.gunicorn_logging(log_format(os.environ))
+# gunicornc's control socket beside the service's other files, not in ~/.gunicorn/ (gunicorn 25.1 and newer).
+control_socket = str(instance_path(os.environ) / "gunicorn.ctl")
+
+
+class RegisterLogger(glogging.Logger):
+    """gunicorn's lines without what a client sent: the access line names the app's route and client, not the
+    request target, and an error about a request withholds its target and content."""
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if not self.access_log_enabled:
+            return
+        fields = {"request_id": None, "client_id": None, "route": None} | environ.get(logs.ENVIRON_KEY, {})
+        fields |= {"method": logs.safe_method(req.method), "status": int(str(resp.status).split()[0]),
+                   "duration_ms": round(request_time.total_seconds() * 1000, 1)}
+        self.access_log.info(logs.request_line(fields), extra=fields)
+
+    def exception(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if str(msg).startswith("Error handling request"):
+            msg, args = "Error handling request (its target is not logged)", ()
+        super().exception(msg, *args, **kwargs)
+
+    def warning(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if str(msg).startswith("Invalid request from ip="):
+            msg, args = "Invalid request refused (its content is not logged)", ()
+        super().warning(msg, *args, **kwargs)
 
 
 def child_exit(_server: Any, worker: Any) -> None:

@@ -1,24 +1,15 @@
-"""Liveness, readiness, Prometheus metrics and the offline assets of the API docs (outside /v1's contract)."""
+"""Liveness, readiness and Prometheus metrics (outside /v1's contract)."""
 
 from __future__ import annotations
 
 import ast
 import functools
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import swagger_ui_bundle
-from flask import Blueprint, Flask, Response, g, request, send_from_directory
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from flask import Blueprint, Flask, Response, g, request
+from prometheus_client import Counter, Histogram
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,11 +17,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from service.auth.access import public
 from service.db import db
 from service.http import problem, produces
+from service.metrics import CONTENT_TYPE, exposition
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# migrations/ at the top of the source tree, installed as service/migrations (pyproject.toml): either way found here.
+MIGRATIONS = next(path for path in (Path(__file__).resolve().parent / "migrations",
+                                    Path(__file__).resolve().parent.parent / "migrations") if path.is_dir())
 blp = Blueprint("operations", __name__)
 
 REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["route", "method", "status"])
@@ -112,24 +106,11 @@ def readyz() -> Response | dict[str, str]:
 
 
 @blp.get("/metrics")
-@produces(CONTENT_TYPE_LATEST.split(";")[0])
+@produces(CONTENT_TYPE.split(";")[0])
 @public
 def metrics() -> Response:
-    """Prometheus metrics: requests by route, method and status, and latency."""
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
-        # Under gunicorn each worker writes its own files; collect all of them.
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
-    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
-
-
-@blp.get("/v1/docs/assets/<path:filename>")
-@produces("*/*")
-@public
-def docs_asset(filename: str) -> Response:
-    """Swagger UI's scripts and styles, served here because care networks often have no internet."""
-    return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
+    """Prometheus metrics: requests by route, method and status, latency, and the domain metrics of metrics.py."""
+    return Response(exposition(), content_type=CONTENT_TYPE)
 
 
 def _observe(response: Response) -> Response:

@@ -14,6 +14,7 @@ from limits.storage import MemoryStorage
 
 from service import clock
 from service.config import Settings
+from service.docs import blp as docs
 from service.operations import blp as operations
 
 
@@ -62,6 +63,7 @@ def init_app(app: Flask, settings: Settings) -> None:
                       storage_uri=settings.redis_url or "register-memory://", strategy="moving-window",
                       key_prefix="risk-register", headers_enabled=False)
     limiter.exempt(operations)
+    limiter.exempt(docs)
     # The token endpoints are public and run Argon2: a tighter limit per address keeps guessing and floods slow.
     from service.auth.routes import oauth
 

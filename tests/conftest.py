@@ -71,9 +71,10 @@ def clock(request: pytest.FixtureRequest) -> Iterator[Clock]:
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
-def _unavailable(reason: str) -> None:
+def unavailable(reason: str, needed: str = "PostgreSQL") -> None:
+    """Skip a test whose service or tool is missing; under CI=true, fail it: CI must run everything."""
     if IN_CI:
-        pytest.fail(f"{reason} (CI=true: PostgreSQL is required, not optional)")
+        pytest.fail(f"{reason} (CI=true: {needed} is required, not optional)")
     pytest.skip(reason)
 
 
@@ -93,7 +94,7 @@ class ScratchDatabases:
             with admin.connect() as connection:
                 connection.execute(text(f'CREATE DATABASE "{name}"'))
         except OperationalError as exc:
-            _unavailable(f"PostgreSQL at {make_url(self.base_url).host} is unreachable: {type(exc.orig).__name__}")
+            unavailable(f"PostgreSQL at {make_url(self.base_url).host} is unreachable: {type(exc.orig).__name__}")
         finally:
             admin.dispose()
         self.created.append(name)
@@ -116,13 +117,16 @@ def scratch_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scra
     scratch.drop_all()
 
 
+def postgres_server_url() -> str:
+    """TEST_DATABASE_URL when it names PostgreSQL, else the local server."""
+    url = os.environ.get("TEST_DATABASE_URL") or PG_DEFAULT
+    return PG_DEFAULT if url.startswith("sqlite") else url
+
+
 @pytest.fixture(scope="session")
 def postgres_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScratchDatabases]:
     """Scratch PostgreSQL databases even in the SQLite run, for tests about PostgreSQL behaviour."""
-    url = os.environ.get("TEST_DATABASE_URL") or PG_DEFAULT
-    if url.startswith("sqlite"):
-        url = PG_DEFAULT
-    scratch = ScratchDatabases(url, tmp_path_factory.mktemp("pg"))
+    scratch = ScratchDatabases(postgres_server_url(), tmp_path_factory.mktemp("pg"))
     yield scratch
     scratch.drop_all()
 

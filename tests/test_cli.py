@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import re
+import shutil
+import socket
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,14 +18,20 @@ from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from service import clock, create_app
 from service.auth import service as auth_service
 from service.auth.models import ApiClient, Role
-from service.cli import main
+from service.cli import ROOT, main
+from service.demo import last_full_quarter
 from service.operations import newest_revision
 from service.registry.models import Institution, Location, Sector
+from tests.conftest import unavailable
+from tests.serving import BIN, free_port, served, suite_clock
 
 Invoke = Callable[..., Result]
 DEMO_LINE = re.compile(r"^  (institution|analyst|auditor|admin) +clientId=(\S+)  clientSecret=(\S+)$")
+TOKEN_LINE = re.compile(r"^  TOKEN=\$\(curl -s -u '([^':]+):([^']+)' -d grant_type=client_credentials "
+                        r"http://127\.0\.0\.1:(\d+)/v1/oauth/token \| python3 -c '[^']+'\)  # (\w+)$")
 
 
 @pytest.fixture
@@ -66,6 +77,12 @@ def _clients(engine: Engine) -> list[ApiClient]:
 def _demo_credentials(output: str) -> dict[str, tuple[str, str]]:
     found = [DEMO_LINE.match(line) for line in output.splitlines()]
     return {m.group(1): (m.group(2), m.group(3)) for m in found if m}
+
+
+def _token_lines(output: str) -> dict[str, tuple[str, str, str]]:
+    """role -> (client id, secret, port) of the printed lines that set TOKEN."""
+    found = [TOKEN_LINE.match(line) for line in output.splitlines()]
+    return {m.group(4): (m.group(1), m.group(2), m.group(3)) for m in found if m}
 
 
 # db
@@ -188,9 +205,8 @@ def test_demo_prints_one_client_per_role_and_how_to_get_a_token(cli, engine):
     with Session(engine) as session:
         for client_id, secret in credentials.values():
             assert auth_service.authenticate_client(session, client_id, secret) is not None
-    institution_id, institution_secret = credentials["institution"]
-    assert (f"  curl -s -u '{institution_id}:{institution_secret}' -d grant_type=client_credentials "
-            "http://127.0.0.1:8000/v1/oauth/token") in result.stdout.splitlines()
+    assert _token_lines(result.stdout) == {role: (client_id, secret, "8000")
+                                            for role, (client_id, secret) in credentials.items()}
     assert (_count(engine, Institution), _count(engine, Location)) == (3, 7)
 
 
@@ -211,6 +227,88 @@ def test_demo_twice_keeps_the_data_and_rotates_the_secrets(cli, engine):
             assert auth_service.authenticate_client(session, client_id, old_secret) is None
         for client_id, new_secret in after.values():
             assert auth_service.authenticate_client(session, client_id, new_secret) is not None
+
+
+@pytest.mark.parametrize(("today", "quarter"), [("2026-01-01", "2025-Q4"), ("2026-03-31", "2025-Q4"),
+                                               ("2026-04-01", "2026-Q1"), ("2026-12-31", "2026-Q3")])
+def test_the_demos_statistics_ask_for_the_last_full_quarter(today, quarter):
+    assert last_full_quarter(dt.date.fromisoformat(today)) == quarter
+
+
+def test_demo_prints_for_the_given_port_a_statistics_request_with_data_and_the_docs(cli, database_file, tmp_path):
+    result = cli("demo", "--port", "8123")
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert {port for _id, _secret, port in _token_lines(result.stdout).values()} == {"8123"}
+    quarter = last_full_quarter(clock.today())
+    request = (f"  curl -s -H \"Authorization: Bearer $TOKEN\" "
+               f"'http://127.0.0.1:8123/v1/stats/hotspots?period={quarter}&groupBy=location'")
+    assert lines[-3:] == [request, "", "Docs: http://127.0.0.1:8123/v1/docs"]
+    # The request answers with released figures: the demo data covers that quarter.
+    app = create_app({"DATABASE_URL": f"sqlite:///{database_file}", "INSTANCE_PATH": str(tmp_path)})
+    http = app.test_client()
+    analyst_id, analyst_secret = _demo_credentials(result.stdout)["analyst"]
+    token = http.post("/v1/oauth/token", data={"grant_type": "client_credentials"},
+                      auth=(analyst_id, analyst_secret)).json["access_token"]
+    answer = http.get(request.split("'")[1].removeprefix("http://127.0.0.1:8123"),
+                      headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.json
+    assert len(answer.json["units"]) == 7
+    assert sum(unit["incidents"]["value"] or 0 for unit in answer.json["units"]) > 0
+
+
+def test_the_printed_lines_run_in_a_shell_against_the_served_demo(cli, database_file, tmp_path):
+    if shutil.which("curl") is None:
+        unavailable("curl is not installed", "curl")
+    port = free_port()
+    result = cli("demo", "--port", str(port))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    [analyst_token] = [line for line in lines if line.endswith("  # analyst")]
+    statistics = lines[-3]
+    env = {"DATABASE_URL": f"sqlite:///{database_file}", "INSTANCE_PATH": str(tmp_path)} | suite_clock()
+    argv = [str(BIN / "risk-register"), "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+
+    with served(argv, env, tmp_path, port):
+        shell = subprocess.run(["bash", "-c", f"{analyst_token}\n{statistics}"],  # noqa: S603, S607 - as a reader
+                               capture_output=True, text=True, timeout=60, check=True)
+
+    body = json.loads(shell.stdout)
+    assert body["period"] == last_full_quarter(clock.today())
+    assert len(body["units"]) == 7
+
+
+def test_serve_refuses_a_port_in_use_before_it_starts_anything(cli):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = cli("serve", "--bind", f"127.0.0.1:{port}", "--check")
+
+    assert result.exit_code == 1
+    assert result.output == (f"Error: 127.0.0.1:{port} is in use: stop what listens there, or choose another port "
+                             f"(make run PORT={port + 1})\n")
+    assert cli("serve", "--bind", f"127.0.0.1:{port}", "--check").exit_code == 0  # free again
+
+
+def test_make_run_checks_the_port_before_it_issues_demo_secrets_again(tmp_path):
+    venv = BIN.parent
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # `-o`: the installed venv counts as up to date, so the test never reinstalls it
+        make = ["make", "--no-print-directory", "-o", f"{venv}/bin/risk-register", f"VENV={venv}", "run",
+                f"PORT={port}"]
+        done = subprocess.run(make, cwd=ROOT, capture_output=True, text=True, timeout=120,  # noqa: S603
+                              env=os.environ | {"INSTANCE_PATH": str(tmp_path / "instance")})
+
+    assert done.returncode != 0
+    assert f"Error: 127.0.0.1:{port} is in use" in done.stderr
+    assert "demo" not in done.stdout
+    assert not (tmp_path / "instance" / "risk-register.sqlite3").exists()
 
 
 # openapi

@@ -20,6 +20,7 @@ from service.auth.access import Caller
 from service.auth.models import Role
 from service.db import db
 from service.http import database_is_unavailable, database_unavailable, view_handler
+from service.metrics import ACCESS_LOG_APPEND
 from service.pagination import Page
 from service.registry.models import Institution
 
@@ -117,11 +118,12 @@ def _log_access(response: Response) -> Response:
     records, count = g.get("audit_records", ([], None)) if not refused else (named, 0)
     caller: Caller | None = g.get("caller")
     try:
-        append_event(session, current_app.extensions["chain_key"], event_type=event_type,
-                     route=f"{request.method} {request.url_rule.rule if request.url_rule else request.path}",
-                     outcome=response.status_code, caller=caller, municipality_code=_municipality(caller),
-                     records=records, record_count=count, filters=_filters(event_type, refused),
-                     request_id=g.get("request_id"))
+        with ACCESS_LOG_APPEND.time():
+            append_event(session, current_app.extensions["chain_key"], event_type=event_type,
+                         route=f"{request.method} {request.url_rule.rule if request.url_rule else request.path}",
+                         outcome=response.status_code, caller=caller, municipality_code=_municipality(caller),
+                         records=records, record_count=count, filters=_filters(event_type, refused),
+                         request_id=g.get("request_id"))
         if refused:
             session.commit()
     except DBAPIError as exc:
