@@ -31,6 +31,7 @@ class Settings:
     database_url: str = ""
     token_algorithm: str = "HS256"
     token_secret: str = ""
+    metrics_token: str = ""
     token_private_key: str = ""
     token_public_key: str = ""
     token_lifetime_seconds: int = 900
@@ -175,6 +176,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         database_url=env.get("DATABASE_URL", default_db),
         token_algorithm=algorithm,
         token_secret=token_secret,
+        metrics_token=_key_from_file_or_env(env, "METRICS_TOKEN"),
         token_private_key=private_key,
         token_public_key=public_key,
         token_lifetime_seconds=_number(env, "TOKEN_LIFETIME_SECONDS", 900),

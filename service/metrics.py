@@ -5,7 +5,8 @@
 - the database pool (connections checked out, pool size, overflow in use, idle), read from SQLAlchemy's pool when
   /metrics is scraped;
 - requests refused by a rate limit, by limit;
-- what is running: API and package version.
+- what is running: API and package version;
+- incidents in the register, rounded down to a hundred (on PostgreSQL the planner's estimate): coarse on purpose.
 
 None of them is labelled by anything a request names (unit, institution, location, client), so /metrics is no
 side channel for the statistics (DESIGN §5).
@@ -21,6 +22,8 @@ from flask import Flask, Response, current_app, request
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
 from service.config import API_VERSION
@@ -29,6 +32,7 @@ from service.config import API_VERSION
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STATISTICS_PREFIX = "/v1/stats/"
 TOKEN_PREFIX = "/v1/oauth/"
+INCIDENTS_STEP = 100
 
 STATISTICS_REQUESTS = Counter("risk_register_statistics_requests_total", "Statistics requests answered, by endpoint",
                               ["endpoint"])
@@ -60,15 +64,28 @@ class ScrapeTimeMetrics(Collector):
         build.add_metric([API_VERSION, self.version], 1)
         yield build
         pool = self.app.extensions["database"]["engine"].pool
-        if not isinstance(pool, QueuePool):
-            return  # pools without a size (SQLite in memory, NullPool) have nothing to report
+        # Pools without a size (SQLite in memory, NullPool) have nothing to report.
         for name, documentation, value in (
             ("checked_out", "Connections in use by a request or a command", pool.checkedout()),
             ("size", "Connections the pool keeps open (pool_size)", pool.size()),
             ("overflow", "Connections open beyond pool_size", max(pool.overflow(), 0)),
             ("checked_in", "Open connections waiting in the pool", pool.checkedin()),
-        ):
+        ) if isinstance(pool, QueuePool) else ():
             yield GaugeMetricFamily(f"risk_register_db_pool_{name}", f"{documentation}, in this process", value=value)
+        # Read after the pool's gauges: it takes a connection of its own.
+        yield GaugeMetricFamily("risk_register_incidents_recorded", "Incidents in the register, rounded down to a "
+                                "hundred (PostgreSQL: the planner's estimate)", value=self._incidents_recorded())
+
+    def _incidents_recorded(self) -> int:
+        engine = self.app.extensions["database"]["engine"]
+        estimate = (text("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = 'incident'")
+                    if engine.dialect.name == "postgresql" else text("SELECT count(*) FROM incident"))
+        try:
+            with engine.connect() as connection:
+                found = connection.execute(estimate).scalar() or 0
+        except SQLAlchemyError:
+            return 0  # a scrape must not fail with the database: /readyz reports that
+        return int(found) // INCIDENTS_STEP * INCIDENTS_STEP
 
 
 def exposition() -> bytes:

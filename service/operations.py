@@ -6,15 +6,15 @@ import ast
 import functools
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import Counter, Histogram
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.auth.access import public
+from service.auth.access import operator, public
 from service.db import db
 from service.http import problem, produces
 from service.metrics import CONTENT_TYPE, exposition
@@ -107,16 +107,39 @@ def readyz() -> Response | dict[str, str]:
 
 @blp.get("/metrics")
 @produces(CONTENT_TYPE.split(";")[0])
-@public
+@operator
 def metrics() -> Response:
-    """Prometheus metrics: requests by route, method and status, latency, and the domain metrics of metrics.py."""
+    """Prometheus metrics for operators holding METRICS_TOKEN: requests by route and status, latency, and the domain
+    metrics of metrics.py. Without METRICS_TOKEN configured it is not served at all."""
     return Response(exposition(), content_type=CONTENT_TYPE)
 
 
+AUDITED = "(audited)"
+
+
+def _labels(response: Response) -> tuple[str, str, str]:
+    """Route, method and status of a request, as metrics may show them. The routes of the register's data (audited:
+    incidents, statistics, exports, the access log) share one label and show only a status class, so that no
+    series counts signals recorded, one by one, finer than the statistics' rules allow."""
+    if request.url_rule is None:
+        return "unmatched", request.method, str(response.status_code)
+    if _audited(current_app.view_functions.get(request.endpoint or "")):
+        return AUDITED, "-", f"{response.status_code // 100}xx"
+    return request.url_rule.rule, request.method, str(response.status_code)
+
+
+def _audited(view: Any) -> bool:
+    """Whether a route serves the register's data: any of its methods writes access events (OPTIONS included)."""
+    view_class = getattr(view, "view_class", None)
+    handlers = [getattr(view_class, m, None) for m in ("get", "post", "patch", "put", "delete")] if view_class \
+        else [view]
+    return any(getattr(handler, "audit_event", None) for handler in handlers)
+
+
 def _observe(response: Response) -> Response:
-    route = request.url_rule.rule if request.url_rule else "unmatched"
-    REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-    LATENCY.labels(route, request.method).observe(time.perf_counter() - g.get("started", time.perf_counter()))
+    route, method, status = _labels(response)
+    REQUESTS.labels(route, method, status).inc()
+    LATENCY.labels(route, method).observe(time.perf_counter() - g.get("started", time.perf_counter()))
     return response
 
 

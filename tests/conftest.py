@@ -143,7 +143,8 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
     # Limits high enough for the suite's own traffic; tests/test_ratelimit.py sets low ones.
     return Settings(environment="test", instance_path=tmp_path_factory.mktemp("instance"),
                     database_url=database_url, token_secret=secrets.token_hex(32),
-                    pseudonym_master_key=secrets.token_bytes(32), rate_limit="100000 per minute",
+                    pseudonym_master_key=secrets.token_bytes(32), metrics_token=secrets.token_urlsafe(32),
+                    rate_limit="100000 per minute",
                     token_rate_limit="100000 per minute")
 
 

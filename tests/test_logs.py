@@ -186,7 +186,7 @@ def test_under_gunicorn_every_line_is_json_with_the_request_fields_and_nothing_i
                                                                                          tmp_path):
     port = free_port()
     env = {"INSTANCE_PATH": str(tmp_path / "instance"), "DATABASE_URL": gunicorn_register["url"],
-           "LOG_FORMAT": "json", "APP_ENV": "development"} | suite_clock()
+           "LOG_FORMAT": "json", "APP_ENV": "development", "METRICS_TOKEN": "served-metrics"} | suite_clock()
     argv = [str(BIN / "risk-register"), "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
     client_id, secret = gunicorn_register["client"]
     with served(argv, env, tmp_path, port) as server:
@@ -203,7 +203,7 @@ def test_under_gunicorn_every_line_is_json_with_the_request_fields_and_nothing_i
         with socket.create_connection(("127.0.0.1", port)) as raw:
             raw.sendall(b"GET /QZQUERY?QZRES=8841 HTTP/1.1 QZNOTE\r\n\r\n")
             assert raw.recv(100).startswith(b"HTTP/1.1 400")
-        status, metrics = server.request("GET", "/metrics")
+        status, metrics = server.request("GET", "/metrics", headers={"Authorization": "Bearer served-metrics"})
         assert status == 200 and "risk_register_build_info{" in metrics
         assert "risk_register_access_log_append_seconds_count" in metrics
 

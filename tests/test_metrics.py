@@ -13,11 +13,11 @@ from service.auth.models import Role
 from service.config import API_VERSION
 from tests.factories import make_location
 from tests.incidents.factories import incident_body
-from tests.test_operations import sample
+from tests.test_operations import sample, scrape
 
 
 def _metrics(client) -> str:  # type: ignore[no-untyped-def]
-    return client.get("/metrics").get_data(as_text=True)
+    return scrape(client).get_data(as_text=True)
 
 
 def _families(text: str) -> dict[str, list]:  # type: ignore[type-arg]
@@ -25,7 +25,7 @@ def _families(text: str) -> dict[str, list]:  # type: ignore[type-arg]
 
 
 def test_the_content_type_is_the_text_format_with_one_charset(client):
-    response = client.get("/metrics")
+    response = scrape(client)
 
     assert response.status_code == 200
     header = response.headers.get_all("Content-Type")
@@ -115,3 +115,46 @@ def test_the_build_info_names_the_api_and_package_version(client):
     [build] = _families(_metrics(client))["risk_register_build_info"]
     assert (build.labels, build.value) == (
         {"api_version": API_VERSION, "version": metadata.version("risk-register")}, 1)
+
+
+# --- who may read them, and what they do not tell (DESIGN §5: operational metrics are no side channel) -------------
+
+
+def test_metrics_need_the_metrics_token(client, token_for):
+    for headers in ({}, {"Authorization": "Bearer wrong"}, token_for(Role.ADMIN)):
+        response = client.get("/metrics", headers=headers)
+        assert response.status_code == 401
+        assert response.mimetype == "application/problem+json"
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        assert b"http_requests_total" not in response.get_data()
+    assert scrape(client).status_code == 200
+
+
+def test_without_a_metrics_token_configured_metrics_are_not_served(settings):
+    app = create_app(settings.with_overrides(metrics_token=""))
+    response = app.test_client().get("/metrics", headers={"Authorization": "Bearer "})
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+
+
+def test_signals_recorded_are_not_counted_one_by_one(client, session, token_for):
+    location = make_location(session)
+    institution = token_for(Role.INSTITUTION, institution_id=location.institution_id)
+    before = _metrics(client)
+
+    for n in range(3):
+        body = incident_body(str(location.id), clientReference=f"METRIC-{n}")
+        assert client.post("/v1/incidents", json=body, headers=institution).status_code == 201
+    after = _metrics(client)
+
+    assert "/v1/incidents" not in after
+    audited = {"route": "(audited)", "method": "-", "status": "2xx"}
+    assert sample(after, "http_requests_total", audited) - sample(before, "http_requests_total", audited) == 3
+    recorded = _families(after)["risk_register_incidents_recorded"]
+    assert [s.value % 100 for s in recorded] == [0]  # a hundred at a time, never one by one
+
+
+def test_an_options_request_to_a_data_route_is_not_labelled_by_route_either(client):
+    assert client.options("/v1/incidents/_batch").status_code == 200
+
+    assert "/v1/incidents" not in _metrics(client)

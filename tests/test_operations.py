@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from typing import Any
 
 import pytest
 from alembic import command
@@ -31,6 +32,12 @@ def assert_conventions(response) -> None:  # type: ignore[no-untyped-def]
 def problem_body(status: int, title: str, detail: str, request_id: str) -> dict[str, object]:
     return {"type": "about:blank", "title": title, "status": status, "detail": detail,
             "instance": f"urn:request:{request_id}"}
+
+
+def scrape(client: Any) -> Any:
+    """GET /metrics as Prometheus does, with the configured METRICS_TOKEN."""
+    token = client.application.extensions["settings"].metrics_token
+    return client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
 
 
 def sample(metrics_text: str, name: str, labels: dict[str, str]) -> float:
@@ -121,10 +128,10 @@ def test_readyz_tells_to_migrate_a_database_never_migrated(settings, tmp_path):
 
 def test_metrics_count_requests_by_route_pattern_and_time_them(client):
     labels = {"route": "/healthz", "method": "GET", "status": "200"}
-    before = sample(client.get("/metrics").get_data(as_text=True), "http_requests_total", labels)
+    before = sample(scrape(client).get_data(as_text=True), "http_requests_total", labels)
 
     assert client.get("/healthz").status_code == 200
-    response = client.get("/metrics")
+    response = scrape(client)
 
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
@@ -145,7 +152,7 @@ def test_metrics_label_routes_by_pattern_not_by_path(client, token_for, session)
     headers = token_for(Role.ADMIN)
     assert client.get(f"/v1/institutions/{institution.id}", headers=headers).status_code == 200
 
-    text = client.get("/metrics").get_data(as_text=True)
+    text = scrape(client).get_data(as_text=True)
 
     assert str(institution.id) not in text
     assert sample(text, "http_requests_total", {"route": "/v1/institutions/<uuid:institutionId>",

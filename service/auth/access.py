@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from service.db import db
 from service.http import problem, view_handler
 
 PUBLIC: frozenset[Role] = frozenset()
+# Operators' routes (/metrics): no OAuth client, but the static METRICS_TOKEN that Prometheus can be given.
+OPERATOR: frozenset[str] = frozenset({"operator"})
 REQUIRED_CLAIMS = ("sub", "role", "jti", "iss", "aud", "iat", "exp")
 
 
@@ -76,12 +79,31 @@ def authorize_request() -> Response | None:
     roles = getattr(handler, "roles", None)
     if roles == PUBLIC:
         return None
+    if roles == OPERATOR:
+        return _operator_refused(current_app.extensions["settings"].metrics_token)
     verify_jwt_in_request()
     caller = _caller_from_claims(get_jwt())
     g.caller, g.client_id = caller, str(caller.client_id)
     if roles is None or caller.role not in roles:
         return problem(403, "This client's role may not use this operation.")
     return None
+
+
+def _operator_refused(expected: str) -> Response | None:
+    """None for a request bearing the operators' token; without one configured, the route is not served at all."""
+    if not expected:
+        return problem(404, "Not served: set METRICS_TOKEN to scrape the metrics.")
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if hmac.compare_digest(given.encode(), expected.encode()):
+        return None
+    return problem(401, "Send the operators' token: Authorization: Bearer <METRICS_TOKEN>.",
+                   headers={"WWW-Authenticate": "Bearer"})
+
+
+def operator(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a route for operators: it takes METRICS_TOKEN as its bearer token, not an OAuth access token."""
+    view.roles = OPERATOR  # type: ignore[attr-defined]
+    return view
 
 
 def public(view: Callable[..., Any]) -> Callable[..., Any]:
