@@ -10,12 +10,15 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import flask
 import flask_smorest
 import marshmallow as ma
 from apispec import BasePlugin
 from flask import Flask, Response, current_app, g, json, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from webargs.flaskparser import FlaskParser
+from webargs.multidictproxy import MultiDictProxy
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, InternalServerError, NotAcceptable, UnsupportedMediaType
 
 from service.config import API_VERSION
@@ -28,6 +31,7 @@ PROBLEM_JSON = "application/problem+json"
 LOCATIONS = {"json": "body", "form": "body", "querystring": "query", "headers": "header"}
 JSON = "application/json"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+INTEGER_TEXT = re.compile(r"-?[0-9]{1,18}")
 RETRY_AFTER_SECONDS = "5"
 
 SECURITY_HEADERS = {
@@ -186,6 +190,25 @@ class ArgumentsParser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE,
                                    "querystring": ma.RAISE}
+
+    def load_querystring(self, req: flask.Request, schema: ma.Schema) -> Any:
+        """Query parameters are text: an integer or boolean parameter written as JSON writes it (50, true) is
+        read as one here, so that the same strict fields check the query and the body."""
+        fields = {field.data_key or name: field for name, field in schema.fields.items()}
+        typed: MultiDict[str, Any] = MultiDict()
+        for key, value in req.args.items(multi=True):
+            typed.add(key, _from_text(fields.get(key), value))
+        return MultiDictProxy(typed, schema)
+
+
+def _from_text(field: ma.fields.Field | None, value: str) -> Any:
+    if isinstance(field, ma.fields.List):
+        field = field.inner
+    if isinstance(field, ma.fields.Integer) and INTEGER_TEXT.fullmatch(value):
+        return int(value)
+    if isinstance(field, ma.fields.Boolean) and value in ("true", "false"):
+        return value == "true"
+    return value
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -324,7 +324,7 @@ def test_resident_ref_that_is_a_bsn_is_refused_without_echoing_it(client, sessio
     body = assert_problem(response, 400)
     assert body == invalid_input(body, [{
         "pointer": "/residentRef",
-        "detail": "Citizen service numbers (BSN) are refused; use the institution's own client number."}])
+        "detail": "Contains identifying data (citizen service number (BSN)); the register must not identify anyone."}])
     assert "111222333" not in response.get_data(as_text=True)
     assert count(session) == 0
 
@@ -804,7 +804,7 @@ PATCH_REFUSALS = {
     "without reason": ({"exploitationType": "sexual"}, [("/reason", MISSING)]),
     "reason with a phone number": (
         {"exploitationType": "sexual", "reason": "Gebeld door 06-12345678"},
-        [("/reason", "Contains phone number; remove it. Free text must not identify anyone.")]),
+        [("/reason", "Contains identifying data (phone number); the register must not identify anyone.")]),
     "unknown field": ({"status": "retracted", "reason": REASON}, [("/status", UNKNOWN)]),
     "server-owned version": ({"version": 9, "reason": REASON}, [("/version", UNKNOWN)]),
     "future occurredAt": ({"occurredAt": FUTURE, "reason": REASON},
@@ -812,10 +812,11 @@ PATCH_REFUSALS = {
                            ("/followUp/reportedAt", "Must not be before occurredAt.")]),
     "note with an e-mail address": (
         {"note": "mail a@b.nl", "reason": REASON},
-        [("/note", "Contains e-mail address; remove it. Free text must not identify anyone.")]),
+        [("/note", "Contains identifying data (e-mail address); the register must not identify anyone.")]),
     "resident ref that is a BSN": (
         {"residentRef": "111222333", "reason": REASON},
-        [("/residentRef", "Citizen service numbers (BSN) are refused; use the institution's own client number.")]),
+        [("/residentRef", "Contains identifying data (citizen service number (BSN)); the register must not identify "
+                           "anyone.")]),
     "indicator of another kind": (
         {"indicators": ["lateReturn"], "reason": REASON},
         [("/indicators", "Not an indicator of kind recruitmentAttempt: lateReturn.")]),

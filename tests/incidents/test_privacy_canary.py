@@ -27,7 +27,8 @@ from werkzeug.test import TestResponse
 
 from service import clock
 from service.auth.models import Role
-from service.incidents.identities import pseudonymise_resident, screen_note
+from service.incidents.identities import pseudonymise_resident
+from service.screening import screen_text
 from tests.factories import make_institution, make_location
 
 RESIDENT_1, RESIDENT_2 = "CANARY-RES-7731", "CANARY-RES-9902"
@@ -314,7 +315,7 @@ def test_a_note_holding_a_number_the_service_itself_accepts_as_a_phone_number_is
     location_id = str(make_location(session, institution).id)
     own = token_for(Role.INSTITUTION, institution_id=institution.id)
     note = "CANARYNOTE belde vanaf 06 7731 9999"
-    assert screen_note("belde vanaf 06 1277 9999") == ["phone number"]  # control: an issued range is caught
+    assert screen_text("belde vanaf 06 1277 9999") == ["phone number"]  # control: an issued range is caught
 
     response = client.post("/v1/incidents", headers=own, json=visitor_incident(location_id, "canary-067", note=note))
 
