@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import http
+import json as standard_json
 import logging
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import flask
 import flask_smorest
 import marshmallow as ma
 from apispec import BasePlugin
 from flask import Flask, Response, current_app, g, json, request
+from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.exc import DBAPIError, OperationalError
+from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import MultiDict
@@ -23,15 +26,22 @@ from werkzeug.exceptions import HTTPException, InternalServerError, NotAcceptabl
 
 from service.config import API_VERSION
 from service.db import db
-from service.errors import DomainError, FieldError, field_errors
+from service.errors import DomainError, FieldError, InvalidInput, field_errors
+from service.screening import screen_text
 
 log = logging.getLogger("service.request")
 
 PROBLEM_JSON = "application/problem+json"
 LOCATIONS = {"json": "body", "form": "body", "querystring": "query", "headers": "header"}
 JSON = "application/json"
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
-INTEGER_TEXT = re.compile(r"-?[0-9]{1,18}")
+# A caller's request id is kept (logged, stored in the access log, echoed) only in a token shape that holds no
+# identifying data; anything else is replaced by an id of our own.
+REQUEST_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
+MAX_JSON_DEPTH = 32
+# marshmallow's message for a key the schema does not know; the key may be anything a client sent.
+UNKNOWN_FIELD = "Unknown field."
+FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
+JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 RETRY_AFTER_SECONDS = "5"
 
 SECURITY_HEADERS = {
@@ -86,13 +96,7 @@ def problem(
     extra: Mapping[str, object] | None = None,
 ) -> Response:
     """Build the one error shape of the service."""
-    body: dict[str, object] = {
-        "type": "about:blank",
-        "title": title or http.HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "instance": f"urn:request:{g.get('request_id', 'unknown')}",
-    }
+    body = problem_document(status, detail, g.get("request_id", "unknown"), title=title)
     listed = [e if isinstance(e, Mapping) else e.as_dict() for e in errors]
     if listed:
         body["errors"] = listed
@@ -102,10 +106,32 @@ def problem(
     return response
 
 
+def problem_document(status: int, detail: str, request_id: str, *, title: str | None = None) -> dict[str, object]:
+    """The body of a problem (RFC 9457), without `errors`: what `problem` and the gunicorn worker both send."""
+    return {
+        "type": "about:blank",
+        "title": title or http.HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": f"urn:request:{request_id}",
+    }
+
+
 def validation_errors(messages: Mapping[str, Any]) -> list[FieldError]:
     """webargs reports {location: messages}; JSON and form bodies are 'body' to a client."""
-    return [error for location, located in messages.items()
+    return [_unechoed(error) for location, located in messages.items()
             for error in field_errors(located, location=LOCATIONS.get(location, location))]
+
+
+def _unechoed(error: FieldError) -> FieldError:
+    """An unknown key is named only when it looks like a field name and holds no identifying data: a client may
+    send anything as a key ({"06-12345678": 1}), and the pointer would echo it."""
+    if error.detail != UNKNOWN_FIELD:
+        return error
+    parent, _, name = error.pointer.rpartition("/")
+    if FIELD_NAME.fullmatch(name) and not screen_text(name):
+        return error
+    return FieldError(parent or "/", "Unknown field (name not shown).", error.location)
 
 
 # SQLSTATE classes that mean "not now" rather than "wrong": connection exceptions, a read-only transaction
@@ -184,12 +210,65 @@ class RegisterApi(flask_smorest.Api):
         }, lazy=True)
 
 
+class UnreadableBody(ValueError):
+    """A request body that is not JSON the service reads; the message says why, never what the body held."""
+
+
+def _not_json(_constant: str) -> NoReturn:
+    raise UnreadableBody("NaN and Infinity are not JSON.")
+
+
+def _nests_within(value: Any, depth: int) -> bool:
+    """Whether arrays and objects in `value` nest at most `depth` deep (level by level: no recursion)."""
+    level = [value]
+    for _ in range(depth):
+        level = [child for item in level if isinstance(item, dict | list)
+                 for child in (item.values() if isinstance(item, dict) else item) if isinstance(child, dict | list)]
+        if not level:
+            return True
+    return False
+
+
+class BodyJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, parsing request bodies with the standard library (a lone surrogate in a string parses, and
+    the field that holds it refuses it by name) and refusing what is not JSON (NaN, Infinity) or nests deeper
+    than MAX_JSON_DEPTH (a body of 200,000 brackets would otherwise exhaust the parser's recursion)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        too_deep = UnreadableBody(f"Arrays and objects may nest at most {MAX_JSON_DEPTH} deep.")
+        try:
+            value = standard_json.loads(s, parse_constant=_not_json, **kwargs)
+        except RecursionError:
+            raise too_deep from None
+        if not _nests_within(value, MAX_JSON_DEPTH):
+            raise too_deep
+        return value
+
+
+class RegisterRequest(flask.Request):
+    """A request whose unreadable JSON body is a 400 problem saying why, without echoing what it held."""
+
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        if e is None:
+            return super().on_json_loading_failed(e)  # not a JSON media type: 415
+        # Only our own reasons are shown: the parser's messages may quote the body.
+        reason = str(e) if isinstance(e, UnreadableBody) else "Not valid JSON (RFC 8259) in UTF-8."
+        raise InvalidInput("The body is not JSON the register can read.", errors=[FieldError("/", reason)])
+
+
 class ArgumentsParser(FlaskParser):
     """Invalid input is a 400, and unknown query parameters are refused rather than ignored."""
 
     DEFAULT_VALIDATION_STATUS = 400
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE,
                                    "querystring": ma.RAISE}
+
+    def load_json(self, req: flask.Request, schema: ma.Schema) -> Any:
+        """The body as Flask parses it (BodyJSONProvider), once per request: the views that hash or log the body
+        read the same parse from Flask's cache."""
+        if not req.is_json or not req.get_data(cache=True):
+            return webargs_core.missing
+        return req.get_json()
 
     def load_querystring(self, req: flask.Request, schema: ma.Schema) -> Any:
         """Query parameters are text: an integer or boolean parameter written as JSON writes it (50, true) is
@@ -204,8 +283,8 @@ class ArgumentsParser(FlaskParser):
 def _from_text(field: ma.fields.Field | None, value: str) -> Any:
     if isinstance(field, ma.fields.List):
         field = field.inner
-    if isinstance(field, ma.fields.Integer) and INTEGER_TEXT.fullmatch(value):
-        return int(value)
+    if isinstance(field, ma.fields.Integer) and len(value) <= 32 and JSON_NUMBER.fullmatch(value):
+        return standard_json.loads(value)  # the field decides: 50 and 50.0 are integers, 7.9 is not
     if isinstance(field, ma.fields.Boolean) and value in ("true", "false"):
         return value == "true"
     return value
@@ -265,9 +344,25 @@ def _negotiate_media_types() -> None:
         raise NotAcceptable(f"This resource is available as {', '.join(offered)}.")
 
 
+def request_id_of(incoming: str) -> str:
+    """The caller's X-Request-ID when it is a safe token (8-64 letters, digits and dashes, such as a UUID, holding
+    no identifying data); otherwise a new id."""
+    if REQUEST_ID.fullmatch(incoming) and not screen_text(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+def conventional_headers(request_id: str, *, docs: bool = False) -> dict[str, str]:
+    """The headers every response carries (a view may set its own Content-Security-Policy and Cache-Control)."""
+    return {"API-Version": API_VERSION, "X-Request-ID": request_id, **SECURITY_HEADERS,
+            "Content-Security-Policy": DOCS_CSP if docs else API_CSP, "Cache-Control": "no-store"}
+
+
+OWN_CHOICE = ("Content-Security-Policy", "Cache-Control")
+
+
 def _start_request() -> None:
-    incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.request_id = request_id_of(request.headers.get("X-Request-ID", ""))
     g.started = time.perf_counter()
 
 
@@ -278,12 +373,11 @@ def _finish_request(response: Response) -> Response:
         if not database_is_unavailable(exc):
             raise
         response = database_unavailable(exc)  # nothing was committed: the client may retry
-    response.headers["API-Version"] = API_VERSION
-    response.headers["X-Request-ID"] = g.get("request_id", "")
-    response.headers.update(SECURITY_HEADERS)
-    docs = request.path.startswith("/v1/docs")
-    response.headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else API_CSP)
-    response.headers.setdefault("Cache-Control", "no-store")
+    for name, value in conventional_headers(g.get("request_id", ""), docs=request.path.startswith("/v1/docs")).items():
+        if name in OWN_CHOICE:
+            response.headers.setdefault(name, value)
+        else:
+            response.headers[name] = value
     # Route patterns, client ids and counts only: never bodies, never query strings.
     log.info("%s %s %s %d %.1fms client=%s", g.get("request_id"), request.method,
              request.url_rule.rule if request.url_rule else "-", response.status_code,
@@ -333,6 +427,8 @@ def init_negotiation(app: Flask) -> None:
 
 def init_app(app: Flask) -> None:
     """Install the conventions on every route of the app, routing errors included."""
+    app.request_class = RegisterRequest
+    app.json = BodyJSONProvider(app)
     app.before_request(_start_request)
     app.after_request(_finish_request)
     app.register_error_handler(DomainError, _domain_problem)
