@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import uuid
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from service import clock
 from service.auth.models import ApiClient, Role
+from service.incidents.idempotency import key_hash
 from service.incidents.models import IdempotencyKey, Incident, Revision
 from service.registry.models import Institution, Location
 from service.taxonomy.service import load_taxonomy
@@ -531,6 +533,21 @@ def test_batch_is_idempotent_too(client, session, headers, location):
     assert second.headers["Idempotent-Replayed"] == "true"
     assert_problem(other_body, 422)
     assert count(session) == 2
+
+
+def test_the_key_is_kept_only_as_a_keyed_hash(client, session, headers, location, settings):
+    key = "CL-0042-111222333"  # keys are built from anything, client numbers included
+    sent = incident_body(location.id)
+
+    first = client.post("/v1/incidents", json=sent, headers={**headers, "Idempotency-Key": key})
+    again = client.post("/v1/incidents", json=sent, headers={**headers, "Idempotency-Key": key})
+
+    assert first.status_code == again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    stored = session.scalars(select(IdempotencyKey.key_hash)).all()
+    assert stored == [key_hash(settings.pseudonym_master_key, key)]
+    assert stored != [hashlib.sha256(key.encode()).hexdigest()]  # keyed: not to be tried against a copy
+    assert key_hash(b"another master key", key) not in stored
 
 
 def test_idempotency_key_longer_than_255_is_refused(client, session, headers, location):

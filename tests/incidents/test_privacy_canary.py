@@ -27,6 +27,7 @@ from werkzeug.test import TestResponse
 
 from service import clock
 from service.auth.models import Role
+from service.incidents.idempotency import key_hash
 from service.incidents.identities import pseudonymise_resident
 from service.screening import screen_text
 from tests.factories import make_institution, make_location
@@ -301,7 +302,8 @@ def test_no_identity_leaves_the_register_and_the_note_stays_where_it_belongs(
             master, version, institution.id, RESIDENT_1)
     assert stored[batch_ids[0].replace("-", "")].visitor_plate_fingerprint is not None
     assert stored[batch_ids[0].replace("-", "")].visitor_phone_fingerprint is not None
-    kept = connection.scalar(text("SELECT response_body FROM idempotency_key WHERE key = 'canary-key-1'"))
+    kept = connection.scalar(text("SELECT response_body FROM idempotency_key WHERE key_hash = :hashed"),
+                             {"hashed": key_hash(master, "canary-key-1")})
     assert NOTE_CANARY in (kept or "")
 
     assert database_leaks(connection) == []
