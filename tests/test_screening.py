@@ -128,6 +128,7 @@ ALLOWED = [
     "Om 14:30 9712 AB bij de ingang.",  # a time before a postcode is not a house number
     "Gezien bij 9712 SA 12",  # SA is never issued as postcode letters
     "Bus stopte bij 9712AB12",  # postcode and number written together: too common in generated ids to refuse
+    "REF-1234AB-5",  # or joined by dashes: as common in references (and UUIDs) as in addresses
     "Bewoner om 14:30 opgehaald door onbekende man in zwarte auto.",
     "Tussen 14.00 en 16.30 uur afwezig, 3 keer gebeld, niet opgenomen.",
     "Jongen (ca. 17) stond 2 keer bij de ingang van kamer 12.",
