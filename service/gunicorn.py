@@ -14,7 +14,7 @@ from typing import Any
 from gunicorn.http import errors
 from gunicorn.workers.sync import SyncWorker
 
-from service.http import PROBLEM_JSON, conventional_headers, problem_document
+from service.http import PROBLEM_JSON, SERVER_ERROR, conventional_headers, problem_document
 
 worker_class = "service.gunicorn.RegisterWorker"
 # A worker stuck longer than this (a slow client included: sync workers read the request themselves) is killed and
@@ -46,10 +46,10 @@ def refusal(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, errors.UnsupportedTransferCoding):
         return 501, "This transfer coding is not supported."
     if isinstance(exc, (errors.ConfigurationProblem, *_APP_FAULTS)):
-        return 500, "The server could not complete the request. Quote the instance when reporting it."
+        return 500, SERVER_ERROR
     if isinstance(exc, errors.ParseException | ssl.SSLError):
         return 400, "The request is not valid HTTP/1.1."
-    return 500, "The server could not complete the request. Quote the instance when reporting it."
+    return 500, SERVER_ERROR
 
 
 def refusal_bytes(status: int, detail: str) -> bytes:

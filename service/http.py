@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 import http
-import json as standard_json
 import logging
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NoReturn
+from typing import Any
 
-import flask
 import flask_smorest
 import marshmallow as ma
 from apispec import BasePlugin
 from flask import Flask, Response, current_app, g, json, request
-from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.exc import DBAPIError, OperationalError
-from webargs import core as webargs_core
-from webargs.flaskparser import FlaskParser
-from webargs.multidictproxy import MultiDictProxy
-from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, InternalServerError, NotAcceptable, UnsupportedMediaType
 
+from service.arguments import ArgumentsParser, BodyJSONProvider, RegisterRequest
 from service.config import API_VERSION
 from service.db import db
-from service.errors import DomainError, FieldError, InvalidInput, field_errors
+from service.errors import DomainError, FieldError, field_errors
 from service.screening import screen_text
 
 log = logging.getLogger("service.request")
@@ -37,12 +31,11 @@ JSON = "application/json"
 # A caller's request id is kept (logged, stored in the access log, echoed) only in a token shape that holds no
 # identifying data; anything else is replaced by an id of our own.
 REQUEST_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
-MAX_JSON_DEPTH = 32
 # marshmallow's message for a key the schema does not know; the key may be anything a client sent.
 UNKNOWN_FIELD = "Unknown field."
 FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
-JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 RETRY_AFTER_SECONDS = "5"
+SERVER_ERROR = "The server could not complete the request. Quote the instance when reporting it."
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -159,7 +152,7 @@ def problem_for_http_exception(error: HTTPException) -> Response:
         original = getattr(error, "original_exception", None)
         if database_is_unavailable(original):
             return database_unavailable(original)
-        return problem(500, "The server could not complete the request. Quote the instance when reporting it.")
+        return problem(500, SERVER_ERROR)
     if "messages" in data:
         errors = validation_errors(data["messages"])
         # RFC 6749 §5.2: the token endpoints name the error kind too.
@@ -208,86 +201,6 @@ class RegisterApi(flask_smorest.Api):
             "description": "Any other error, as problem details",
             "content": {PROBLEM_JSON: {"schema": self.ERROR_SCHEMA}},
         }, lazy=True)
-
-
-class UnreadableBody(ValueError):
-    """A request body that is not JSON the service reads; the message says why, never what the body held."""
-
-
-def _not_json(_constant: str) -> NoReturn:
-    raise UnreadableBody("NaN and Infinity are not JSON.")
-
-
-def _nests_within(value: Any, depth: int) -> bool:
-    """Whether arrays and objects in `value` nest at most `depth` deep (level by level: no recursion)."""
-    level = [value]
-    for _ in range(depth):
-        level = [child for item in level if isinstance(item, dict | list)
-                 for child in (item.values() if isinstance(item, dict) else item) if isinstance(child, dict | list)]
-        if not level:
-            return True
-    return False
-
-
-class BodyJSONProvider(DefaultJSONProvider):
-    """Flask's JSON, parsing request bodies with the standard library (a lone surrogate in a string parses, and
-    the field that holds it refuses it by name) and refusing what is not JSON (NaN, Infinity) or nests deeper
-    than MAX_JSON_DEPTH (a body of 200,000 brackets would otherwise exhaust the parser's recursion)."""
-
-    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        too_deep = UnreadableBody(f"Arrays and objects may nest at most {MAX_JSON_DEPTH} deep.")
-        try:
-            value = standard_json.loads(s, parse_constant=_not_json, **kwargs)
-        except RecursionError:
-            raise too_deep from None
-        if not _nests_within(value, MAX_JSON_DEPTH):
-            raise too_deep
-        return value
-
-
-class RegisterRequest(flask.Request):
-    """A request whose unreadable JSON body is a 400 problem saying why, without echoing what it held."""
-
-    def on_json_loading_failed(self, e: ValueError | None) -> Any:
-        if e is None:
-            return super().on_json_loading_failed(e)  # not a JSON media type: 415
-        # Only our own reasons are shown: the parser's messages may quote the body.
-        reason = str(e) if isinstance(e, UnreadableBody) else "Not valid JSON (RFC 8259) in UTF-8."
-        raise InvalidInput("The body is not JSON the register can read.", errors=[FieldError("/", reason)])
-
-
-class ArgumentsParser(FlaskParser):
-    """Invalid input is a 400, and unknown query parameters are refused rather than ignored."""
-
-    DEFAULT_VALIDATION_STATUS = 400
-    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE,
-                                   "querystring": ma.RAISE}
-
-    def load_json(self, req: flask.Request, schema: ma.Schema) -> Any:
-        """The body as Flask parses it (BodyJSONProvider), once per request: the views that hash or log the body
-        read the same parse from Flask's cache."""
-        if not req.is_json or not req.get_data(cache=True):
-            return webargs_core.missing
-        return req.get_json()
-
-    def load_querystring(self, req: flask.Request, schema: ma.Schema) -> Any:
-        """Query parameters are text: an integer or boolean parameter written as JSON writes it (50, true) is
-        read as one here, so that the same strict fields check the query and the body."""
-        fields = {field.data_key or name: field for name, field in schema.fields.items()}
-        typed: MultiDict[str, Any] = MultiDict()
-        for key, value in req.args.items(multi=True):
-            typed.add(key, _from_text(fields.get(key), value))
-        return MultiDictProxy(typed, schema)
-
-
-def _from_text(field: ma.fields.Field | None, value: str) -> Any:
-    if isinstance(field, ma.fields.List):
-        field = field.inner
-    if isinstance(field, ma.fields.Integer) and len(value) <= 32 and JSON_NUMBER.fullmatch(value):
-        return standard_json.loads(value)  # the field decides: 50 and 50.0 are integers, 7.9 is not
-    if isinstance(field, ma.fields.Boolean) and value in ("true", "false"):
-        return value == "true"
-    return value
 
 
 class Blueprint(flask_smorest.Blueprint):

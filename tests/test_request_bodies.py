@@ -4,6 +4,7 @@ is tests/test_hostile_input.py."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -12,9 +13,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service import http
+from service import arguments
+from service.arguments import MAX_JSON_DEPTH
 from service.auth.models import Role
-from service.http import MAX_JSON_DEPTH, PROBLEM_JSON
+from service.http import PROBLEM_JSON
 from service.incidents.models import Incident
 from service.registry.models import Capacity, Location
 from tests.factories import make_institution, make_location
@@ -96,8 +98,13 @@ def test_the_body_is_parsed_once_per_request(
     # The arguments, the idempotency fingerprint and the access log all read the body: one parse serves them.
     headers, location_id = institution_headers
     parses = []
-    loads = http.BodyJSONProvider.loads
-    monkeypatch.setattr(http.BodyJSONProvider, "loads", lambda self, s, **kw: parses.append(1) or loads(self, s, **kw))
+    loads = arguments.BodyJSONProvider.loads
+
+    def counted(provider: arguments.BodyJSONProvider, text: str | bytes, **kwargs: Any) -> Any:
+        parses.append(1)
+        return loads(provider, text, **kwargs)
+
+    monkeypatch.setattr(arguments.BodyJSONProvider, "loads", counted)
     items = [incident_body(location_id) for _ in range(3)]
 
     response = client.post("/v1/incidents/_batch", json={"items": items}, headers=headers | {"Idempotency-Key": "k-1"})
@@ -117,7 +124,7 @@ def test_text_fields_refuse_control_characters_and_lone_surrogates_by_name(
         client: FlaskClient, session: Session, institution_headers: Any, field: str, value: str) -> None:
     # A lone surrogate was a 500 on both databases (it cannot be encoded), NUL a 500 on PostgreSQL.
     headers, location_id = institution_headers
-    raw = http.standard_json.dumps(incident_body(location_id, **{field: value}))  # \ud800 travels as an escape
+    raw = json.dumps(incident_body(location_id, **{field: value}))  # \ud800 travels as an escape
 
     response = client.post("/v1/incidents", data=raw, headers=headers | JSON)
 
@@ -213,7 +220,7 @@ def test_an_unknown_key_that_could_be_an_identifier_is_not_echoed(
         client: FlaskClient, session: Session, institution_headers: Any, key: str) -> None:
     headers, location_id = institution_headers
     item = incident_body(location_id) | {key: 1}
-    raw = http.standard_json.dumps({"items": [incident_body(location_id), item]} | {key: 1})
+    raw = json.dumps({"items": [incident_body(location_id), item]} | {key: 1})
 
     response = client.post("/v1/incidents/_batch", data=raw, headers=headers | JSON)
 
