@@ -443,7 +443,8 @@ def test_identifiers_planted_in_references_names_request_ids_and_keys_never_come
     # What other parties read: the auditor's exports and access log, the analyst's statistics.
     auditor = token_for(Role.AUDITOR, municipality_codes=["GM0014"]) | {"X-Request-ID": "06-12345678"}
     analyst = token_for(Role.ANALYST, municipality_codes=["GM0014"]) | {"X-Request-ID": "12-03-2010"}
-    month = clock.now().astimezone(clock.AMSTERDAM).strftime("%Y-%m")
+    # The month the incidents occurred in (three hours ago: on the first of a month that may be the one before).
+    month = (clock.now() - dt.timedelta(hours=3)).astimezone(clock.AMSTERDAM).strftime("%Y-%m")
     exported_csv = seen.add("export csv", client.get("/v1/exports/incidents", headers=auditor | {
         "Accept": "text/csv"}, query_string={"from": month, "to": month}))
     exported_csv.get_data()  # read the stream now: the next request may not start before it ends
