@@ -4,8 +4,8 @@ The token endpoints' limit per address (TOKEN_RATE_LIMIT) was counted by each gu
 Redis, so two workers let 42 to 59 wrong secrets a minute through where 30 were promised. Each counted request is
 now a row here, in every deployment; rows older than the limit's window are deleted as new ones arrive.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-02 03:00:00.000000
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0007'
-down_revision = '0006'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

@@ -9,8 +9,8 @@ A client that retries a request from before the upgrade with the same key gets i
 replayed; for a create that is a 409 (the clientReference is already recorded), never a second incident.
 Downgrading deletes the rows again, for the same reason.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02 02:10:00.000000
 """
 
@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0006'
-down_revision = '0005'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
