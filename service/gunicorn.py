@@ -4,15 +4,22 @@
 from __future__ import annotations
 
 import gc
+import http
+import json
 import os
+import ssl
+import uuid
 from typing import Any
 
 from gunicorn import glogging
+from gunicorn.http import errors
+from gunicorn.workers.sync import SyncWorker
 
 from service import logs
 from service.config import instance_path, log_format
+from service.http import PROBLEM_JSON, SERVER_ERROR, conventional_headers, problem_document
 
-worker_class = "sync"
+worker_class = "service.gunicorn.RegisterWorker"
 # A worker stuck longer than this (a slow client included: sync workers read the request themselves) is killed and
 # replaced. In production put a buffering reverse proxy (nginx, a load balancer) in front, so slow clients hold the
 # proxy's connections rather than one of the few workers.
@@ -52,6 +59,57 @@ class RegisterLogger(glogging.Logger):
         if str(msg).startswith("Invalid request from ip="):
             msg, args = "Invalid request refused (its content is not logged)", ()
         super().warning(msg, *args, **kwargs)
+
+
+# Newer gunicorn tells a response header the app got wrong apart from a bad request header.
+_APP_FAULTS = tuple(getattr(errors, name) for name in ("InvalidResponseHeader", "InvalidResponseHeaderName")
+                    if hasattr(errors, name))
+
+
+def refusal(exc: BaseException) -> tuple[int, str]:
+    """The status and detail for a request gunicorn refuses before the app sees it (as gunicorn itself would
+    answer, in the service's words; the detail never quotes the request)."""
+    if isinstance(exc, errors.LimitRequestLine):
+        return 414, "The request line is too long; send long input in a body."
+    if isinstance(exc, errors.LimitRequestHeaders):
+        return 431, "A request header is too large, or there are too many."
+    if isinstance(exc, errors.ForbiddenProxyRequest):
+        return 403, "Requests through this proxy are not accepted."
+    if isinstance(exc, errors.UnsupportedTransferCoding):
+        return 501, "This transfer coding is not supported."
+    if isinstance(exc, (errors.ConfigurationProblem, *_APP_FAULTS)):
+        return 500, SERVER_ERROR
+    if isinstance(exc, errors.ParseException | ssl.SSLError):
+        return 400, "The request is not valid HTTP/1.1."
+    return 500, SERVER_ERROR
+
+
+def refusal_bytes(status: int, detail: str) -> bytes:
+    """A whole HTTP response in the service's one error shape, with the headers every response carries."""
+    request_id = uuid.uuid4().hex
+    body = json.dumps(problem_document(status, detail, request_id)).encode()
+    headers = {"Content-Type": PROBLEM_JSON, "Content-Length": str(len(body)), "Connection": "close",
+               **conventional_headers(request_id)}
+    head = f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+    return head.encode("latin-1") + body
+
+
+class RegisterWorker(SyncWorker):
+    """gunicorn's sync worker, answering what it refuses itself (a request line over limit_request_line, a header
+    over limit_request_field_size, malformed HTTP) as problem+json with the service's headers, not HTML, and
+    logging the kind of refusal only: gunicorn's own message quotes the request line, query string included."""
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        status, detail = refusal(exc)
+        if status >= 500:
+            self.log.exception("error handling a request: %s", type(exc).__name__)
+        else:
+            self.log.warning("refused a request before the app: %s (%d)", type(exc).__name__, status)
+        try:
+            client.sendall(refusal_bytes(status, detail))
+        except OSError:
+            self.log.debug("could not send the refusal")
 
 
 def child_exit(_server: Any, worker: Any) -> None:

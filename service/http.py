@@ -15,21 +15,28 @@ import marshmallow as ma
 from apispec import BasePlugin
 from flask import Flask, Response, current_app, g, json, request
 from sqlalchemy.exc import DBAPIError, OperationalError
-from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError, NotAcceptable, UnsupportedMediaType
 
 from service import logs
+from service.arguments import ArgumentsParser, BodyJSONProvider, RegisterRequest
 from service.config import API_VERSION
 from service.db import db
 from service.errors import DomainError, FieldError, field_errors
+from service.screening import screen_text
 
 log = logging.getLogger("service.request")
 
 PROBLEM_JSON = "application/problem+json"
 LOCATIONS = {"json": "body", "form": "body", "querystring": "query", "headers": "header"}
 JSON = "application/json"
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+# A caller's request id is kept (logged, stored in the access log, echoed) only in a token shape that holds no
+# identifying data; anything else is replaced by an id of our own.
+REQUEST_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
+# marshmallow's message for a key the schema does not know; the key may be anything a client sent.
+UNKNOWN_FIELD = "Unknown field."
+FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
 RETRY_AFTER_SECONDS = "5"
+SERVER_ERROR = "The server could not complete the request. Quote the instance when reporting it."
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -78,13 +85,7 @@ def problem(
     extra: Mapping[str, object] | None = None,
 ) -> Response:
     """Build the one error shape of the service."""
-    body: dict[str, object] = {
-        "type": "about:blank",
-        "title": title or http.HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "instance": f"urn:request:{g.get('request_id', 'unknown')}",
-    }
+    body = problem_document(status, detail, g.get("request_id", "unknown"), title=title)
     listed = [e if isinstance(e, Mapping) else e.as_dict() for e in errors]
     if listed:
         body["errors"] = listed
@@ -94,10 +95,32 @@ def problem(
     return response
 
 
+def problem_document(status: int, detail: str, request_id: str, *, title: str | None = None) -> dict[str, object]:
+    """The body of a problem (RFC 9457), without `errors`: what `problem` and the gunicorn worker both send."""
+    return {
+        "type": "about:blank",
+        "title": title or http.HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": f"urn:request:{request_id}",
+    }
+
+
 def validation_errors(messages: Mapping[str, Any]) -> list[FieldError]:
     """webargs reports {location: messages}; JSON and form bodies are 'body' to a client."""
-    return [error for location, located in messages.items()
+    return [_unechoed(error) for location, located in messages.items()
             for error in field_errors(located, location=LOCATIONS.get(location, location))]
+
+
+def _unechoed(error: FieldError) -> FieldError:
+    """An unknown key is named only when it looks like a field name and holds no identifying data: a client may
+    send anything as a key ({"06-12345678": 1}), and the pointer would echo it."""
+    if error.detail != UNKNOWN_FIELD:
+        return error
+    parent, _, name = error.pointer.rpartition("/")
+    if FIELD_NAME.fullmatch(name) and not screen_text(name):
+        return error
+    return FieldError(parent or "/", "Unknown field (name not shown).", error.location)
 
 
 # SQLSTATE classes that mean "not now" rather than "wrong": connection exceptions, a read-only transaction
@@ -125,7 +148,7 @@ def problem_for_http_exception(error: HTTPException) -> Response:
         original = getattr(error, "original_exception", None)
         if database_is_unavailable(original):
             return database_unavailable(original)
-        return problem(500, "The server could not complete the request. Quote the instance when reporting it.")
+        return problem(500, SERVER_ERROR)
     if "messages" in data:
         errors = validation_errors(data["messages"])
         # RFC 6749 §5.2: the token endpoints name the error kind too.
@@ -174,14 +197,6 @@ class RegisterApi(flask_smorest.Api):
             "description": "Any other error, as problem details",
             "content": {PROBLEM_JSON: {"schema": self.ERROR_SCHEMA}},
         }, lazy=True)
-
-
-class ArgumentsParser(FlaskParser):
-    """Invalid input is a 400, and unknown query parameters are refused rather than ignored."""
-
-    DEFAULT_VALIDATION_STATUS = 400
-    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE,
-                                   "querystring": ma.RAISE}
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -238,9 +253,25 @@ def _negotiate_media_types() -> None:
         raise NotAcceptable(f"This resource is available as {', '.join(offered)}.")
 
 
+def request_id_of(incoming: str) -> str:
+    """The caller's X-Request-ID when it is a safe token (8-64 letters, digits and dashes, such as a UUID, holding
+    no identifying data); otherwise a new id."""
+    if REQUEST_ID.fullmatch(incoming) and not screen_text(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+def conventional_headers(request_id: str) -> dict[str, str]:
+    """The headers every response carries (a view may set its own Content-Security-Policy and Cache-Control)."""
+    return {"API-Version": API_VERSION, "X-Request-ID": request_id, **SECURITY_HEADERS,
+            "Content-Security-Policy": API_CSP, "Cache-Control": "no-store"}
+
+
+OWN_CHOICE = ("Content-Security-Policy", "Cache-Control")
+
+
 def _start_request() -> None:
-    incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.request_id = request_id_of(request.headers.get("X-Request-ID", ""))
     g.started = time.perf_counter()
 
 
@@ -251,11 +282,11 @@ def _finish_request(response: Response) -> Response:
         if not database_is_unavailable(exc):
             raise
         response = database_unavailable(exc)  # nothing was committed: the client may retry
-    response.headers["API-Version"] = API_VERSION
-    response.headers["X-Request-ID"] = g.get("request_id", "")
-    response.headers.update(SECURITY_HEADERS)
-    response.headers.setdefault("Content-Security-Policy", API_CSP)
-    response.headers.setdefault("Cache-Control", "no-store")
+    for name, value in conventional_headers(g.get("request_id", "")).items():
+        if name in OWN_CHOICE:
+            response.headers.setdefault(name, value)
+        else:
+            response.headers[name] = value
     # Route patterns, client ids and counts only: never bodies, never query strings.
     logs.log_request(response, time.perf_counter() - g.get("started", time.perf_counter()))
     return response
@@ -303,6 +334,8 @@ def init_negotiation(app: Flask) -> None:
 
 def init_app(app: Flask) -> None:
     """Install the conventions on every route of the app, routing errors included."""
+    app.request_class = RegisterRequest
+    app.json = BodyJSONProvider(app)
     app.before_request(_start_request)
     app.after_request(_finish_request)
     app.register_error_handler(DomainError, _domain_problem)

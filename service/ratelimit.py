@@ -1,21 +1,35 @@
 """Rate limits per client (per address before a client is known), with the IETF RateLimit headers.
 
-Counts live in memory by default, or in Redis when REDIS_URL is set, so that every gunicorn host shares them.
+- RATE_LIMIT, per client: counted in memory by each worker process, or in Redis when REDIS_URL is set, so that every
+  worker and host shares the count.
+- TOKEN_RATE_LIMIT, per address, on the endpoints that check client secrets: always counted in the database, which
+  every worker and host shares with or without Redis. A guessing attacker gets the limit, not the limit times the
+  number of workers; these endpoints are slow (Argon2) anyway, so the count's write costs little.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
-from flask import Flask, Response, current_app, g
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
+from sqlalchemy import Double, Index, String, delete, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from service import clock
 from service.config import Settings
+from service.db import Base, db
 from service.docs import blp as docs
+from service.http import problem
 from service.operations import blp as operations
+
+# One lock for every shared count on PostgreSQL (SQLite has one writer): the counting transaction is short, and
+# with one lock the expired hits of all addresses can be deleted without two transactions deleting the same rows.
+SHARED_COUNT_LOCK = 0x7261_7465_6C69_6D74  # "ratelimt"
 
 
 class InlineExpiryMemoryStorage(MemoryStorage):
@@ -39,19 +53,80 @@ class InlineExpiryMemoryStorage(MemoryStorage):
             self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
 
 
+class RateLimitHit(Base):
+    """One request counted against a limit shared through the database (the token endpoints', per address).
+    Hits older than the limit's window are deleted as new ones arrive."""
+
+    __tablename__ = "rate_limit_hit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100))
+    at: Mapped[float] = mapped_column(Double)  # seconds since the epoch, by the wall clock (clock.wall_time)
+
+    __table_args__ = (Index("ix_rate_limit_hit_key_at", "key", "at"), Index("ix_rate_limit_hit_at", "at"))
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where a caller stands against one limit: what the RateLimit headers report."""
+
+    amount: int
+    seconds: int
+    remaining: int
+    reset_at: float
+
+
+def count_shared_hit(session: Session, key: str, limit: RateLimitItem, now: float) -> tuple[bool, Window]:
+    """Count one hit of `key` in a moving window kept in the database; (allowed, window). A refused hit is not
+    counted, as in limits' moving window. The caller commits (the count must outlive a refused request)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(SHARED_COUNT_LOCK)))
+    seconds = limit.get_expiry()
+    session.execute(delete(RateLimitHit).where(RateLimitHit.at <= now - seconds))
+    hits = list(session.scalars(select(RateLimitHit.at).where(RateLimitHit.key == key).order_by(RateLimitHit.at)))
+    allowed = len(hits) < limit.amount
+    if allowed:
+        session.add(RateLimitHit(key=key, at=now))
+        hits.append(now)
+    return allowed, Window(limit.amount, seconds, limit.amount - len(hits), hits[0] + seconds)
+
+
 def _client_or_address() -> str:
     return g.get("client_id") or get_remote_address()
 
 
-def _rate_limit_headers(response: Response) -> Response:
-    """RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers), and Retry-After on a 429."""
+def _limit_token_requests(limit: RateLimitItem) -> Response | None:
+    """The token endpoints' limit per address, counted in a transaction of its own that commits before the work
+    (a refused secret rolls the request back, and must still count)."""
+    if request.blueprint != "oauth":
+        return None
+    session = db.sessionmaker()
+    try:
+        allowed, window = count_shared_hit(session, f"token/{get_remote_address()}", limit, clock.wall_time())
+        session.commit()
+    finally:
+        session.close()
+    g.rate_window = window
+    return None if allowed else problem(429, str(limit))
+
+
+def _window() -> Window | None:
+    if "rate_window" in g:
+        return g.rate_window
     current = current_app.extensions["limiter"].current_limit
     if current is None:
+        return None
+    return Window(current.limit.amount, current.limit.get_expiry(), current.remaining, current.reset_at)
+
+
+def _rate_limit_headers(response: Response) -> Response:
+    """RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers), and Retry-After on a 429."""
+    window = _window()
+    if window is None:
         return response
-    reset = max(int(current.reset_at - clock.wall_time()), 0)
-    response.headers["RateLimit-Policy"] = f"{current.limit.amount};w={current.limit.get_expiry()}"
-    response.headers["RateLimit"] = (f"limit={current.limit.amount}, remaining={max(current.remaining, 0)}, "
-                                     f"reset={reset}")
+    reset = max(int(window.reset_at - clock.wall_time()), 0)
+    response.headers["RateLimit-Policy"] = f"{window.amount};w={window.seconds}"
+    response.headers["RateLimit"] = f"limit={window.amount}, remaining={max(window.remaining, 0)}, reset={reset}"
     if response.status_code == 429:
         response.headers["Retry-After"] = str(max(reset, 1))
     return response
@@ -64,9 +139,12 @@ def init_app(app: Flask, settings: Settings) -> None:
                       key_prefix="risk-register", headers_enabled=False)
     limiter.exempt(operations)
     limiter.exempt(docs)
-    # The token endpoints are public and run Argon2: a tighter limit per address keeps guessing and floods slow.
+    # The token endpoints are public and run Argon2: a tighter limit per address keeps guessing and floods slow,
+    # and it holds across workers and hosts whatever the deployment.
     from service.auth.routes import oauth
 
-    limiter.limit(settings.token_rate_limit)(oauth)
+    limiter.exempt(oauth)
+    token_limit = parse(settings.token_rate_limit)
+    app.before_request(lambda: _limit_token_requests(token_limit))
     app.extensions["limiter"] = limiter
     app.after_request(_rate_limit_headers)

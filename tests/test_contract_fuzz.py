@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import string
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,14 @@ def _repair_incident(item: dict[str, Any], location_id: str, serial: str) -> dic
     return item
 
 
+def _serial() -> str:
+    """A fresh reference part in letters only: random digits may spell a BSN or a phone number, which screening
+    rightly refuses in references."""
+    return "".join(secrets.choice(string.ascii_lowercase) for _ in range(12))
+
+
 def _repair(case: Any, context: dict[str, Any]) -> None:
-    path, serial = case.operation.path, secrets.token_hex(6)
+    path, serial = case.operation.path, _serial()
     if isinstance(case.query, dict):
         case.query.pop("cursor", None)  # cursors come from the previous page, not from a generator
         for extra in [name for name in ("kind", "exploitationType", "breakdown") if name in case.query][1:]:

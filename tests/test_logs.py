@@ -70,7 +70,7 @@ def test_log_format_is_text_or_json(tmp_path):
 
 def test_a_request_line_in_json_carries_the_request_fields(client, token_for, session, json_lines):
     location = make_location(session)
-    headers = token_for(Role.INSTITUTION, institution_id=location.institution_id) | {"X-Request-ID": "json-1"}
+    headers = token_for(Role.INSTITUTION, institution_id=location.institution_id) | {"X-Request-ID": "json-0001"}
 
     created = client.post("/v1/incidents", json=identifying_body(location.id), headers=headers)
 
@@ -82,9 +82,9 @@ def test_a_request_line_in_json_carries_the_request_fields(client, token_for, se
     assert isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
     assert set(line) == {"timestamp", "level", "logger", "message"} | REQUEST_FIELDS
     assert {k: v for k, v in line.items() if k not in ("timestamp", "duration_ms")} == {
-        "level": "INFO", "logger": "service.request", "request_id": "json-1", "client_id": client_id,
+        "level": "INFO", "logger": "service.request", "request_id": "json-0001", "client_id": client_id,
         "route": "/v1/incidents", "method": "POST", "status": 201,
-        "message": f"json-1 POST /v1/incidents 201 {line['duration_ms']:.1f}ms client={client_id}"}
+        "message": f"json-0001 POST /v1/incidents 201 {line['duration_ms']:.1f}ms client={client_id}"}
 
 
 def test_no_log_line_carries_what_the_client_sent(client, token_for, session, json_lines):
@@ -121,13 +121,13 @@ def test_an_unhandled_exception_is_logged_by_route_without_its_message(settings,
 
     app.add_url_rule("/v1/boom/<name>", view_func=public(explode), endpoint="boom")
 
-    response = app.test_client().get("/v1/boom/QZRES-8841?note=QZNOTE", headers={"X-Request-ID": "boom-2"})
+    response = app.test_client().get("/v1/boom/QZRES-8841?note=QZNOTE", headers={"X-Request-ID": "boom-0002"})
 
     assert response.status_code == 500
     lines = json_lines()
     [error] = [json.loads(line) for line in lines if json.loads(line)["level"] == "ERROR"]
     assert error["message"] == "unhandled exception in GET /v1/boom/<name>"
-    assert (error["request_id"], error["route"]) == ("boom-2", "/v1/boom/<name>")
+    assert (error["request_id"], error["route"]) == ("boom-0002", "/v1/boom/<name>")
     assert "builtins.KeyError (message withheld)" in error["exc_info"]
     assert error["exc_info"].endswith("builtins.ValueError (message withheld)")
     assert "in explode" in error["exc_info"]
@@ -217,8 +217,9 @@ def test_under_gunicorn_every_line_is_json_with_the_request_fields_and_nothing_i
             "request_id": "served-1", "client_id": client_id, "route": "/v1/incidents", "method": "POST",
             "status": 201}, logger
         assert line["duration_ms"] > 0
+    # The worker answers the malformed request itself (problem+json) and logs the kind of refusal only.
     assert [p["message"] for p in parsed if p["logger"] == "gunicorn.error" and p["level"] == "WARNING"] == [
-        "Invalid request refused (its content is not logged)"]
+        "refused a request before the app: InvalidHTTPVersion (400)"]
     # gunicornc's socket lives in the instance folder, not in ~/.gunicorn/
     control = tmp_path / "instance" / "gunicorn.ctl"
     assert f"Control socket listening at {control}" in [p["message"] for p in parsed]

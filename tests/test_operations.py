@@ -80,11 +80,11 @@ def test_readyz_reports_the_newest_schema_revision(client):
 
 
 def test_readyz_is_503_when_the_database_is_unreachable(unreachable_app):
-    response = unreachable_app.test_client().get("/readyz", headers={"X-Request-ID": "ready-1"})
+    response = unreachable_app.test_client().get("/readyz", headers={"X-Request-ID": "ready-0001"})
     assert response.status_code == 503
     assert response.mimetype == "application/problem+json"
     assert response.headers["Retry-After"] == "5"
-    assert response.json == problem_body(503, "Service Unavailable", "The database is unreachable.", "ready-1")
+    assert response.json == problem_body(503, "Service Unavailable", "The database is unreachable.", "ready-0001")
     assert_conventions(response)
 
 
@@ -97,12 +97,12 @@ def test_readyz_is_503_when_the_schema_was_migrated_back_to_base(settings, tmp_p
     command.downgrade(alembic_config(url), "base")
     app = create_app(settings.with_overrides(database_url=url))
 
-    response = app.test_client().get("/readyz", headers={"X-Request-ID": "ready-2"})
+    response = app.test_client().get("/readyz", headers={"X-Request-ID": "ready-0002"})
 
     assert response.status_code == 503
     assert response.mimetype == "application/problem+json"
     assert response.headers["Retry-After"] == "30"
-    assert response.json == problem_body(503, "Service Unavailable", SCHEMA_BEHIND, "ready-2")
+    assert response.json == problem_body(503, "Service Unavailable", SCHEMA_BEHIND, "ready-0002")
     assert_conventions(response)
 
 
@@ -118,8 +118,8 @@ def test_readyz_is_503_with_retry_after_for_a_database_never_migrated(settings, 
 
 def test_readyz_tells_to_migrate_a_database_never_migrated(settings, tmp_path):
     app = create_app(settings.with_overrides(database_url=f"sqlite:///{tmp_path / 'empty.sqlite3'}"))
-    response = app.test_client().get("/readyz", headers={"X-Request-ID": "ready-3"})
-    assert response.json == problem_body(503, "Service Unavailable", SCHEMA_BEHIND, "ready-3")
+    response = app.test_client().get("/readyz", headers={"X-Request-ID": "ready-0003"})
+    assert response.json == problem_body(503, "Service Unavailable", SCHEMA_BEHIND, "ready-0003")
     assert response.headers["Retry-After"] == "30"
 
 
@@ -163,15 +163,28 @@ def test_metrics_label_routes_by_pattern_not_by_path(client, token_for, session)
 
 
 def test_a_valid_request_id_is_echoed(client):
-    response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
-    assert response.headers["X-Request-ID"] == "abc-123"
+    response = client.get("/healthz", headers={"X-Request-ID": "abc-12345"})
+    assert response.headers["X-Request-ID"] == "abc-12345"
 
 
-@pytest.mark.parametrize("incoming", ["bad id with spaces", "a" * 200, "semi;colon", ""])
+@pytest.mark.parametrize("incoming", [
+    "bad id with spaces", "a" * 65, "semi;colon", "", "short-1", "dotted.id.1234", "under_score_1234",
+    "111222333",  # a citizen service number
+    "0612345678",  # a phone number
+    "CL-0042-111222333",
+    "ref-12-03-2010",  # a date of birth
+])
 def test_an_invalid_request_id_is_replaced_by_a_generated_one(client, incoming):
     response = client.get("/healthz", headers={"X-Request-ID": incoming})
     assert HEX_ID.match(response.headers["X-Request-ID"])
     assert response.headers["X-Request-ID"] != incoming
+
+
+@pytest.mark.parametrize("incoming", ["550e8400-e29b-41d4-a716-446655440000", "8cda80a34b454123917f6494e8c2d219",
+                                      "trace-2026-11-20-0001", "log-line-1"])
+def test_a_token_shaped_request_id_without_identifying_data_is_kept(client, incoming):
+    # The second UUID holds 454123917, which passes the BSN 11-proof: inside a generated id it is no number.
+    assert client.get("/healthz", headers={"X-Request-ID": incoming}).headers["X-Request-ID"] == incoming
 
 
 def test_without_a_request_id_one_is_generated_per_request(client):
@@ -249,18 +262,18 @@ def boom_app(settings):  # type: ignore[no-untyped-def]
 
 def test_an_unexpected_exception_is_a_500_problem_without_internals(boom_app, caplog):
     caplog.set_level(logging.INFO)
-    response = boom_app.test_client().get("/v1/boom", headers={"X-Request-ID": "boom-1"})
+    response = boom_app.test_client().get("/v1/boom", headers={"X-Request-ID": "boom-0001"})
 
     assert response.status_code == 500
     assert response.mimetype == "application/problem+json"
     assert response.json == problem_body(
         500, "Internal Server Error",
-        "The server could not complete the request. Quote the instance when reporting it.", "boom-1")
+        "The server could not complete the request. Quote the instance when reporting it.", "boom-0001")
     text = response.get_data(as_text=True)
     for leak in ("ZeroDivisionError", "division by zero", "Traceback", ".py", "/work/", "site-packages"):
         assert leak not in text
     assert_conventions(response)
-    assert any(line.startswith("boom-1 GET /v1/boom 500 ") for line in _request_lines(caplog))
+    assert any(line.startswith("boom-0001 GET /v1/boom 500 ") for line in _request_lines(caplog))
 
 
 def test_a_database_outage_inside_a_request_is_a_503_problem(unreachable_app):

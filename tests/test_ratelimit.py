@@ -1,4 +1,5 @@
-"""Rate limits per client, with RateLimit headers and a 429 problem; shared through Redis when configured."""
+"""Rate limits per client, with RateLimit headers and a 429 problem; shared through Redis when configured, and
+through the database for the token endpoints."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import time
 import pytest
 import redis
 from flask_jwt_extended import create_access_token
+from limits import parse
+from sqlalchemy import func, select
 
 from service import create_app
 from service.auth import service as auth_service
 from service.auth.models import Role
 from service.http import PROBLEM_JSON
+from service.ratelimit import RateLimitHit, Window, count_shared_hit
 from tests.factories import make_client
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -102,9 +106,54 @@ def test_two_hosts_share_the_count_through_redis(settings, connection, session, 
     assert statuses == [200, 200, 200, 429]
 
 
+WRONG_SECRET = {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"}
+
+
 def test_the_token_endpoint_has_a_tighter_limit_per_address(settings, connection):
     app = _app(settings, connection, token_rate_limit="2 per minute")
     http = app.test_client()
-    form = {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"}
-    statuses = [http.post("/v1/oauth/token", data=form).status_code for _ in range(3)]
+    answers = [http.post("/v1/oauth/token", data=WRONG_SECRET) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [401, 401, 429]
+    assert [a.headers["RateLimit"].split(", ")[1] for a in answers] == [
+        "remaining=1", "remaining=0", "remaining=0"]
+    assert all(a.headers["RateLimit-Policy"] == "2;w=60" for a in answers)
+    refused = answers[2]
+    assert refused.mimetype == PROBLEM_JSON and refused.json["detail"] == "2 per 1 minute"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
+def test_the_token_limit_is_shared_by_every_worker_without_redis(settings, connection, session):
+    # Two apps on one database stand for two gunicorn workers (or hosts): the count lives in the database.
+    first, second = (_app(settings, connection, token_rate_limit="3 per minute", redis_url="") for _ in range(2))
+    statuses = [app.test_client().post("/v1/oauth/token", data=WRONG_SECRET).status_code
+                for app in (first, second, first, second, first)]
+
+    assert statuses == [401, 401, 401, 429, 429]
+    assert session.scalar(select(func.count()).select_from(RateLimitHit)) == 3  # refused hits are not counted
+
+
+def test_the_revocation_endpoint_shares_the_token_limit(settings, connection):
+    http = _app(settings, connection, token_rate_limit="2 per minute").test_client()
+    statuses = [http.post("/v1/oauth/token", data=WRONG_SECRET).status_code,
+                http.post("/v1/oauth/revoke", data={"token": "x", "client_id": "nobody", "client_secret": "x"})
+                .status_code,
+                http.post("/v1/oauth/token", data=WRONG_SECRET).status_code]
     assert statuses == [401, 401, 429]
+
+
+def test_expired_hits_are_forgotten_as_new_ones_arrive(session):
+    limit = parse("2 per minute")
+    assert count_shared_hit(session, "token/a", limit, now=1000.0)[0]
+    assert count_shared_hit(session, "token/b", limit, now=1002.0)[0]
+    assert count_shared_hit(session, "token/a", limit, now=1030.0)[0]
+    allowed, window = count_shared_hit(session, "token/a", limit, now=1059.0)
+    assert (allowed, window) == (False, Window(amount=2, seconds=60, remaining=0, reset_at=1060.0))
+
+    allowed, window = count_shared_hit(session, "token/a", limit, now=1061.0)  # the hit at 1000 has left the window
+
+    assert (allowed, window) == (True, Window(amount=2, seconds=60, remaining=0, reset_at=1090.0))
+    assert sorted(session.execute(select(RateLimitHit.key, RateLimitHit.at))) == [
+        ("token/a", 1030.0), ("token/a", 1061.0), ("token/b", 1002.0)]
+    count_shared_hit(session, "token/a", limit, now=1062.0)  # every address's expired hits go, not only its own
+    assert ("token/b", 1002.0) not in set(session.execute(select(RateLimitHit.key, RateLimitHit.at)))

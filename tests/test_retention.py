@@ -96,7 +96,7 @@ class Seeded:
         self.kept = set(moments) - self.expired
         for key, expires in (("expired-key", self.now - dt.timedelta(minutes=1)),
                              ("fresh-key", self.now + dt.timedelta(hours=23))):
-            session.add(IdempotencyKey(client_id=client.id, key=key, request_hash="0" * 64, response_status=201,
+            session.add(IdempotencyKey(client_id=client.id, key_hash=key, request_hash="0" * 64, response_status=201,
                                        response_body="{}", created_at=expires - dt.timedelta(hours=24),
                                        expires_at=expires))
         for jti, expires in (("expired-jti", self.now - dt.timedelta(minutes=1)),
@@ -119,7 +119,8 @@ def state(session: Session, seeded: Seeded) -> dict[str, Any]:
         "incidents": set(session.scalars(select(Incident.id).where(
             Incident.id.in_(seeded.incident_ids(seeded.expired | seeded.kept))))),
         "revisions": set(session.execute(select(Revision.incident_id, Revision.version))),
-        "keys": set(session.scalars(select(IdempotencyKey.key).where(IdempotencyKey.client_id == seeded.client_id))),
+        "keys": set(session.scalars(select(IdempotencyKey.key_hash)
+                                    .where(IdempotencyKey.client_id == seeded.client_id))),
         "tokens": set(session.scalars(select(RevokedToken.jti).where(RevokedToken.client_id == seeded.client_id))),
         "events": session.scalar(select(func.count()).select_from(AccessEvent)),
         "rollups": rollups(session),

@@ -6,11 +6,12 @@ import marshmallow as ma
 
 from service.auth.models import Role
 from service.pagination import PageArgs
-from service.schemas import CamelSchema
+from service.schemas import CamelSchema, StrictSchema, screened
 
 
 class ClientIn(CamelSchema):
-    name = ma.fields.String(required=True, validate=ma.validate.Length(1, 200))
+    name = ma.fields.String(required=True, validate=[ma.validate.Length(1, 200), screened],
+                            metadata={"description": "Refused when it holds identifying data (a phone number, ...)"})
     role = ma.fields.Enum(Role, by_value=True, required=True)
     institution_id = ma.fields.UUID(metadata={"description": "Required for role institution"})
     municipality_codes = ma.fields.List(
@@ -45,7 +46,7 @@ class ClientArgs(PageArgs):
     active = ma.fields.Boolean()
 
 
-class OAuthSchema(ma.Schema):
+class OAuthSchema(StrictSchema):
     """RFC 6749 and RFC 7009 name their fields in snake_case; those names are kept."""
 
     class Meta:

@@ -49,28 +49,41 @@ def request_hash_key(master_key: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"idempotency-request/v1").derive(master_key)
 
 
-def _lock_id(client_id: uuid.UUID, key: str) -> int:
-    digest = hashlib.sha256(client_id.bytes + key.encode()).digest()
+@functools.cache
+def _key_hash_key(master_key: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"idempotency-key/v1").derive(master_key)
+
+
+def key_hash(master_key: bytes, key: str) -> str:
+    """The Idempotency-Key as it is kept: HMAC-SHA256 under a key derived from the master key, so that a key
+    built from a client number cannot be read, or tried against, in a copy of the database."""
+    return hmac.new(_key_hash_key(master_key), key.encode(), hashlib.sha256).hexdigest()
+
+
+def _lock_id(client_id: uuid.UUID, hashed_key: str) -> int:
+    digest = hashlib.sha256(client_id.bytes + hashed_key.encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _hold(session: Session, client_id: uuid.UUID, key: str) -> None:
+def _hold(session: Session, client_id: uuid.UUID, hashed_key: str) -> None:
     """Hold the key until this transaction ends; a second holder is told to wait (409), not queued."""
     postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres and not session.scalar(select(func.pg_try_advisory_xact_lock(_lock_id(client_id, key)))):
+    if postgres and not session.scalar(select(func.pg_try_advisory_xact_lock(_lock_id(client_id, hashed_key)))):
         raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
                            headers={"Retry-After": "1"})
     # SQLite has a single writer: a second request waits for the first to commit, then replays its answer.
 
 
-def run_once(session: Session, client_id: uuid.UUID, key: str | None, fingerprint: str,
+def run_once(session: Session, client_id: uuid.UUID, hashed_key: str | None, fingerprint: str,
              work: Callable[[], tuple[int, Any]]) -> Outcome:
-    """Do `work` once per (client, key): replay the stored response for the same request, refuse another."""
-    if key is None:
+    """Do `work` once per (client, key): replay the stored response for the same request, refuse another.
+
+    `hashed_key` is the Idempotency-Key as `key_hash` keeps it (None: no key was sent)."""
+    if hashed_key is None:
         status, body = work()
         return Outcome(status, json.dumps(body), replayed=False)
-    _hold(session, client_id, key)
-    stored = session.get(IdempotencyKey, (client_id, key))
+    _hold(session, client_id, hashed_key)
+    stored = session.get(IdempotencyKey, (client_id, hashed_key))
     if stored is not None and stored.expires_at > clock.now():
         if stored.request_hash != fingerprint:
             raise Unprocessable("This Idempotency-Key was used for a different request; use a new key.")
@@ -81,8 +94,9 @@ def run_once(session: Session, client_id: uuid.UUID, key: str | None, fingerprin
     status, body = work()
     text = json.dumps(body)
     now = clock.now()
-    session.add(IdempotencyKey(client_id=client_id, key=key, request_hash=fingerprint, response_status=status,
-                               response_body=text, created_at=now, expires_at=now + KEPT_FOR))
+    session.add(IdempotencyKey(client_id=client_id, key_hash=hashed_key, request_hash=fingerprint,
+                               response_status=status, response_body=text, created_at=now,
+                               expires_at=now + KEPT_FOR))
     session.flush()
     return Outcome(status, text, replayed=False)
 

@@ -118,12 +118,15 @@ class Revision(Base):
 
 
 class IdempotencyKey(Base):
-    """The first response to a client's Idempotency-Key, replayed for 24 hours (kept with the work it records)."""
+    """The first response to a client's Idempotency-Key, replayed for 24 hours (kept with the work it records).
+
+    The key itself is not kept, only a keyed hash of it: clients build keys from anything, client numbers
+    included ("CL-0042-111222333")."""
 
     __tablename__ = "idempotency_key"
 
     client_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     response_status: Mapped[int] = mapped_column(SmallInteger)
     response_body: Mapped[str] = mapped_column(Text)

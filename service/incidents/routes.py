@@ -15,7 +15,7 @@ from service.auth.models import Role
 from service.db import db
 from service.http import Blueprint
 from service.incidents import service
-from service.incidents.idempotency import request_hash, request_hash_key, run_once
+from service.incidents.idempotency import key_hash, request_hash, request_hash_key, run_once
 from service.incidents.models import Incident, Revision
 from service.incidents.schemas import (
     BatchIn,
@@ -63,11 +63,12 @@ def _record(items: list[dict[str, Any]], headers: dict[str, Any], *, batch: bool
         return 201, (BATCH_OUT.dump({"items": recorded}) if batch else INCIDENT_OUT.dump(recorded[0]))
 
     key = headers.get("idempotency_key")
+    master_key = current_app.extensions["settings"].pseudonym_master_key
     # Only a keyed request is ever compared with another: unkeyed ones need no (keyed) hash of their body.
     fingerprint = "" if key is None else request_hash(
-        request_hash_key(current_app.extensions["settings"].pseudonym_master_key), request.method, request.path,
-        request.get_json())
-    outcome = run_once(db.session, caller.client_id, key, fingerprint, work)
+        request_hash_key(master_key), request.method, request.path, request.get_json())
+    outcome = run_once(db.session, caller.client_id, None if key is None else key_hash(master_key, key), fingerprint,
+                       work)
     response = current_app.response_class(outcome.body, status=outcome.status, mimetype="application/json")
     if recorded:
         # The access event names what was recorded; a replay's event is read from the stored response instead.

@@ -6,17 +6,11 @@ from typing import Any
 
 import marshmallow as ma
 
-from service.incidents.identities import (
-    NoteRejected,
-    check_note,
-    is_citizen_service_number,
-    normalise_phone,
-    normalise_plate,
-)
+from service.incidents.identities import normalise_phone, normalise_plate
 from service.incidents.models import Status
 from service.incidents.rules import incident_errors
 from service.pagination import PageArgs, page_schema
-from service.schemas import CamelSchema
+from service.schemas import CamelSchema, FullMatch, StrictSchema, screened
 from service.taxonomy.service import load_taxonomy
 
 TAXONOMY = load_taxonomy()
@@ -26,20 +20,6 @@ NOTE_LENGTH = 500
 
 def _one_of(codes: Any) -> ma.validate.OneOf:
     return ma.validate.OneOf(list(codes))
-
-
-def _screened(text: str) -> None:
-    """Free text must not identify anyone; the message names what was found and never echoes it."""
-    try:
-        check_note(text)
-    except NoteRejected as rejected:
-        raise ma.ValidationError(
-            f"Contains {', '.join(rejected.kinds)}; remove it. Free text must not identify anyone.") from None
-
-
-def _not_a_bsn(value: str) -> None:
-    if is_citizen_service_number(value):
-        raise ma.ValidationError("Citizen service numbers (BSN) are refused; use the institution's own client number.")
 
 
 def _normalisable(normalise: Any, what: str) -> Any:
@@ -58,10 +38,14 @@ def _unique(values: list[Any]) -> None:
 
 
 UNIQUE = {"uniqueItems": True}
-# Blank as Python's str.strip() sees it; ECMAScript's \s lacks U+001C-U+001F and U+0085, hence the explicit range.
-NOT_BLANK = ma.validate.Regexp(r"^[\s\u001c-\u001f\u0085]*[^\s\u001c-\u001f\u0085]", error="Must not be blank.")
+# Not blank as Python's str.strip() sees it (ECMAScript's \s lacks U+001C-U+001F and U+0085, hence the explicit
+# range), and text (service.schemas.TEXT_PATTERN): one pattern, because a field documents one.
+NOT_BLANK = ma.validate.Regexp(r"^(?![\s\u001c-\u001f\u0085]*$)[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$",
+                               error="Must not be blank.")
+CLIENT_REFERENCE = FullMatch(r"^[A-Za-z0-9._/-]{1,64}$",
+                             error="Use 1 to 64 letters, digits and the characters . _ / - (no spaces).")
 AGE_BAND = {"validate": _one_of(TAXONOMY.age_bands)}
-REASON = ma.fields.String(required=True, validate=[ma.validate.Length(1, NOTE_LENGTH), _screened],
+REASON = ma.fields.String(required=True, validate=[ma.validate.Length(1, NOTE_LENGTH), screened],
                           metadata={"description": "Why; screened like a note (no identifying data)"})
 
 
@@ -117,20 +101,22 @@ def _incident_fields(new: bool) -> dict[str, ma.fields.Field]:
 
     return {
         "client_reference": ma.fields.String(
-            **required, validate=[ma.validate.Length(1, 100), _not_a_bsn],
-            metadata={"description": "The institution's own id for the signal; unique per institution"}),
+            **required, validate=[CLIENT_REFERENCE, screened],
+            metadata={"description": "The institution's own id for the signal, unique per institution: 1 to 64 "
+                                     "letters, digits and . _ / -, holding no identifying data (a UUID will do)"}),
         "location_id": ma.fields.UUID(**required),
         "kind": ma.fields.String(**required, validate=_one_of(TAXONOMY.kinds)),
         "exploitation_type": ma.fields.String(**required, validate=_one_of(TAXONOMY.exploitation_types)),
         "occurred_at": ma.fields.AwareDateTime(**required, metadata={"description": "With offset; not in the future"}),
         "resident_ref": ma.fields.String(
-            load_only=True, allow_none=True, validate=[ma.validate.Length(1, 100), NOT_BLANK, _not_a_bsn],
+            load_only=True, allow_none=True, validate=[ma.validate.Length(1, 100), NOT_BLANK, screened],
             metadata={"description": "Write-only: the institution's own client number. Never stored, logged or "
-                                     "returned; kept as an HMAC pseudonym under the institution's key"}),
+                                     "returned; kept as an HMAC pseudonym under the institution's key. Refused "
+                                     "when it is (or holds) a BSN, phone number or other identifying data"}),
         "resident_age_band": ma.fields.String(**default("unknown"), **AGE_BAND),
         "indicators": ma.fields.List(ma.fields.String(validate=_one_of(TAXONOMY.indicators)), **default(list),
                                      validate=[ma.validate.Length(max=40), _unique], metadata=UNIQUE),
-        "note": ma.fields.String(allow_none=True, validate=[ma.validate.Length(max=NOTE_LENGTH), _screened],
+        "note": ma.fields.String(allow_none=True, validate=[ma.validate.Length(max=NOTE_LENGTH), screened],
                                  metadata={"description": "Seen only by the writing institution; refused when it "
                                                           "holds identifying data"}),
         "absence": ma.fields.Nested(_absence(new), allow_none=True, metadata={"description": "Only for kind absence"}),
@@ -243,13 +229,13 @@ class RevisionList(CamelSchema):
     items = ma.fields.List(ma.fields.Nested(RevisionOut), required=True)
 
 
-class IdempotencyHeader(ma.Schema):
+class IdempotencyHeader(StrictSchema):
     idempotency_key = ma.fields.String(data_key="Idempotency-Key", validate=ma.validate.Length(1, 255), metadata={
         "description": "Makes a retry safe: the same key and body within 24 hours replay the first response; "
                        "another body is 422; while the first is still running, 409."})
 
 
-class IfMatchHeader(ma.Schema):
+class IfMatchHeader(StrictSchema):
     if_match = ma.fields.String(data_key="If-Match", metadata={
         "description": "The ETag of the version being corrected, e.g. \"3\". Required: 428 without it, 412 when "
                        "the incident has changed since."})

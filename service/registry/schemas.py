@@ -7,14 +7,17 @@ from typing import Any
 import marshmallow as ma
 
 from service.registry.models import Sector, Setting
-from service.schemas import CamelSchema, FullMatch
+from service.schemas import CamelSchema, FullMatch, screened
 
 MUNICIPALITY_CODE = FullMatch(r"^GM[0-9]{4}$", error="Use a CBS municipality code such as GM0014.")
 POSTCODE4 = FullMatch(r"^[1-9][0-9]{3}$", error="Use the four digits of a postcode, such as 9712.")
+# Shown to analysts in every statistics unit: screened like a note.
+NAME = {"validate": [ma.validate.Length(1, 200), screened],
+        "metadata": {"description": "Refused when it holds identifying data (a phone number, an address, ...)"}}
 
 
 class InstitutionIn(CamelSchema):
-    name = ma.fields.String(required=True, validate=ma.validate.Length(1, 200))
+    name = ma.fields.String(required=True, **NAME)
     sector = ma.fields.Enum(Sector, by_value=True, required=True)
     municipality_code = ma.fields.String(required=True, validate=MUNICIPALITY_CODE,
                                          metadata={"example": "GM0014"})
@@ -39,7 +42,7 @@ class CapacityOut(CamelSchema):
 
 
 class LocationIn(CamelSchema):
-    name = ma.fields.String(required=True, validate=ma.validate.Length(1, 200))
+    name = ma.fields.String(required=True, **NAME)
     postcode4 = ma.fields.String(required=True, validate=POSTCODE4, metadata={"example": "9712"})
     municipality_code = ma.fields.String(required=True, validate=MUNICIPALITY_CODE,
                                          metadata={"example": "GM0014"})

@@ -27,6 +27,8 @@ from service import clock
 from service.audit.models import AccessEvent
 from service.audit.service import canonical
 from service.auth.models import ApiClient, Role
+from service.config import Settings
+from service.incidents.idempotency import key_hash
 from service.incidents.models import IdempotencyKey, Incident, Revision
 from service.registry.models import Institution, Location
 from tests.factories import make_client, make_institution, make_location
@@ -390,12 +392,13 @@ def test_invalid_input_is_one_400_event_and_nothing_recorded(
 
 
 def test_a_refused_request_leaves_nothing_of_its_flushed_work_but_its_event(
-        client: FlaskClient, session: Session, own: Party, log: Log) -> None:
+        client: FlaskClient, session: Session, settings: Settings, own: Party, log: Log) -> None:
     """The create below deletes an expired key (flushed) before its duplicate clientReference refuses it: the
     deletion must roll back with the work, while the event of the 409 is committed."""
     existing = create(client, own)
     now = clock.now()
-    session.add(IdempotencyKey(client_id=own.client.id, key="stale-key", request_hash="0" * 64,
+    stale = key_hash(settings.pseudonym_master_key, "stale-key")
+    session.add(IdempotencyKey(client_id=own.client.id, key_hash=stale, request_hash="0" * 64,
                                response_status=201, response_body="{}", created_at=now - dt.timedelta(days=2),
                                expires_at=now - dt.timedelta(days=1)))
     session.flush()
@@ -411,7 +414,7 @@ def test_a_refused_request_leaves_nothing_of_its_flushed_work_but_its_event(
                  records=[], record_count=0)
     assert counts(session) == before
     session.expire_all()
-    assert session.get(IdempotencyKey, (own.client.id, "stale-key")) is not None
+    assert session.get(IdempotencyKey, (own.client.id, stale)) is not None
 
 
 def test_every_event_of_a_mixed_session_is_valid_json_without_identities(

@@ -25,7 +25,7 @@ from werkzeug.test import TestResponse
 
 from service import clock
 from service.auth.models import Role
-from service.incidents.idempotency import _lock_id
+from service.incidents.idempotency import _lock_id, key_hash
 from service.incidents.models import IdempotencyKey, Incident
 from tests.conftest import CommittingRegister
 
@@ -109,7 +109,8 @@ def test_a_key_held_by_another_transaction_is_409_with_retry_after_then_201_once
     key, body = "held-key", incident(register.location_id, "held-1")
     with register.engine.connect() as other:
         other.begin()
-        other.execute(select(func.pg_advisory_xact_lock(_lock_id(register.client_id, key))))
+        hashed = key_hash(register.app.extensions["settings"].pseudonym_master_key, key)
+        other.execute(select(func.pg_advisory_xact_lock(_lock_id(register.client_id, hashed))))
 
         held = register.app.test_client().post("/v1/incidents", json=body,
                                                headers=register.headers | {"Idempotency-Key": key})
@@ -180,7 +181,8 @@ def test_a_replay_after_commit_answers_the_same_bytes_and_records_nothing_new(re
     assert again.headers["ETag"] == first.headers["ETag"]
     assert register.incidents("replay-1") == 1
     with register.engine.connect() as connection:
-        assert connection.scalar(text("SELECT count(*) FROM idempotency_key WHERE key = 'replay-key'")) == 1
+        assert connection.scalar(text("SELECT count(*) FROM idempotency_key WHERE key_hash = :hashed"), {
+            "hashed": key_hash(register.app.extensions["settings"].pseudonym_master_key, "replay-key")}) == 1
 
 
 def test_the_stored_request_hash_is_keyed_so_it_cannot_be_reversed(client, session, token_for, settings):
@@ -200,7 +202,8 @@ def test_the_stored_request_hash_is_keyed_so_it_cannot_be_reversed(client, sessi
     body = incident_body(location.id, residentRef="CL-0042")
     assert client.post("/v1/incidents", json=body, headers=headers).status_code == 201
 
-    stored = session.scalar(select_(IdempotencyKey.request_hash).where(IdempotencyKey.key == "hash-1"))
+    stored = session.scalar(select_(IdempotencyKey.request_hash).where(
+        IdempotencyKey.key_hash == key_hash(settings.pseudonym_master_key, "hash-1")))
     canonical = jsonlib.dumps(["POST", "/v1/incidents", body], sort_keys=True, separators=(",", ":"))
     assert stored != hashlib.sha256(canonical.encode()).hexdigest()
     assert stored == request_hash(request_hash_key(settings.pseudonym_master_key), "POST", "/v1/incidents", body)

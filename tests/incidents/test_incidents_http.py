@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import uuid
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from service import clock
 from service.auth.models import ApiClient, Role
+from service.incidents.idempotency import key_hash
 from service.incidents.models import IdempotencyKey, Incident, Revision
 from service.registry.models import Institution, Location
 from service.taxonomy.service import load_taxonomy
@@ -324,7 +326,7 @@ def test_resident_ref_that_is_a_bsn_is_refused_without_echoing_it(client, sessio
     body = assert_problem(response, 400)
     assert body == invalid_input(body, [{
         "pointer": "/residentRef",
-        "detail": "Citizen service numbers (BSN) are refused; use the institution's own client number."}])
+        "detail": "Contains identifying data (citizen service number (BSN)); the register must not identify anyone."}])
     assert "111222333" not in response.get_data(as_text=True)
     assert count(session) == 0
 
@@ -531,6 +533,21 @@ def test_batch_is_idempotent_too(client, session, headers, location):
     assert second.headers["Idempotent-Replayed"] == "true"
     assert_problem(other_body, 422)
     assert count(session) == 2
+
+
+def test_the_key_is_kept_only_as_a_keyed_hash(client, session, headers, location, settings):
+    key = "CL-0042-111222333"  # keys are built from anything, client numbers included
+    sent = incident_body(location.id)
+
+    first = client.post("/v1/incidents", json=sent, headers={**headers, "Idempotency-Key": key})
+    again = client.post("/v1/incidents", json=sent, headers={**headers, "Idempotency-Key": key})
+
+    assert first.status_code == again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    stored = session.scalars(select(IdempotencyKey.key_hash)).all()
+    assert stored == [key_hash(settings.pseudonym_master_key, key)]
+    assert stored != [hashlib.sha256(key.encode()).hexdigest()]  # keyed: not to be tried against a copy
+    assert key_hash(b"another master key", key) not in stored
 
 
 def test_idempotency_key_longer_than_255_is_refused(client, session, headers, location):
@@ -804,7 +821,7 @@ PATCH_REFUSALS = {
     "without reason": ({"exploitationType": "sexual"}, [("/reason", MISSING)]),
     "reason with a phone number": (
         {"exploitationType": "sexual", "reason": "Gebeld door 06-12345678"},
-        [("/reason", "Contains phone number; remove it. Free text must not identify anyone.")]),
+        [("/reason", "Contains identifying data (phone number); the register must not identify anyone.")]),
     "unknown field": ({"status": "retracted", "reason": REASON}, [("/status", UNKNOWN)]),
     "server-owned version": ({"version": 9, "reason": REASON}, [("/version", UNKNOWN)]),
     "future occurredAt": ({"occurredAt": FUTURE, "reason": REASON},
@@ -812,10 +829,11 @@ PATCH_REFUSALS = {
                            ("/followUp/reportedAt", "Must not be before occurredAt.")]),
     "note with an e-mail address": (
         {"note": "mail a@b.nl", "reason": REASON},
-        [("/note", "Contains e-mail address; remove it. Free text must not identify anyone.")]),
+        [("/note", "Contains identifying data (e-mail address); the register must not identify anyone.")]),
     "resident ref that is a BSN": (
         {"residentRef": "111222333", "reason": REASON},
-        [("/residentRef", "Citizen service numbers (BSN) are refused; use the institution's own client number.")]),
+        [("/residentRef", "Contains identifying data (citizen service number (BSN)); the register must not identify "
+                           "anyone.")]),
     "indicator of another kind": (
         {"indicators": ["lateReturn"], "reason": REASON},
         [("/indicators", "Not an indicator of kind recruitmentAttempt: lateReturn.")]),

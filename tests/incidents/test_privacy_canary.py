@@ -4,7 +4,10 @@ Distinctive values are sent through every write path (single create with an Idem
 retraction, search) and through requests that fail. Then every column of every table, every captured log record
 and every response the test saw are scanned. A resident reference, a plate or a phone number may appear nowhere;
 the note only where the design puts it: the incident row, the institution's own stored idempotent response, and
-the institution's own successful reads and writes. The test follows TEST_DATABASE_URL (SQLite or PostgreSQL).
+the institution's own successful reads and writes. A second test plants identifiers where an integrator might
+put them (client references, names of institutions, locations and clients, X-Request-ID, Idempotency-Key) and
+reads what other parties see (exports, the access log, statistics). The tests follow TEST_DATABASE_URL (SQLite or
+PostgreSQL).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from werkzeug.test import TestResponse
 
 from service import clock
 from service.auth.models import Role
-from service.incidents.identities import pseudonymise_resident, screen_note
+from service.incidents.idempotency import key_hash
+from service.incidents.identities import pseudonymise_resident
+from service.screening import screen_text
 from tests.factories import make_institution, make_location
 
 RESIDENT_1, RESIDENT_2 = "CANARY-RES-7731", "CANARY-RES-9902"
@@ -68,7 +73,7 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def database_leaks(connection: Connection) -> list[str]:
+def database_leaks(connection: Connection, identities: Mapping[str, Iterable[str]] = IDENTITY_CANARIES) -> list[str]:
     """Every table and column holding a canary where it may not be, as 'table.column (row n): canary'."""
     leaks = []
     quote = connection.dialect.identifier_preparer.quote
@@ -80,16 +85,17 @@ def database_leaks(connection: Connection) -> list[str]:
                 if value is None:
                     continue
                 stored = _as_text(value)
-                canaries: dict[str, Iterable[str]] = dict(IDENTITY_CANARIES)
+                canaries: dict[str, Iterable[str]] = dict(identities)
                 if (table, column) not in NOTE_COLUMNS:
                     canaries["note"] = (NOTE_CANARY,)
                 leaks += [f"{table}.{column} (row {n}): {hit}" for hit in _hits(stored, canaries)]
     return leaks
 
 
-def log_leaks(records: Iterable[logging.LogRecord]) -> list[str]:
+def log_leaks(records: Iterable[logging.LogRecord],
+              identities: Mapping[str, Iterable[str]] = IDENTITY_CANARIES) -> list[str]:
     """Every log record whose message, arguments or exception text holds any canary, the note included."""
-    canaries = {**IDENTITY_CANARIES, "note": (NOTE_CANARY,)}
+    canaries = {**identities, "note": (NOTE_CANARY,)}
     leaks = []
     for record in records:
         parts = [record.getMessage(), repr(record.args), str(record.msg), record.exc_text or ""]
@@ -110,10 +116,10 @@ class Seen:
         self.responses.append((label, response, may_show_note and response.status_code < 400))
         return response
 
-    def leaks(self) -> list[str]:
+    def leaks(self, identities: Mapping[str, Iterable[str]] = IDENTITY_CANARIES) -> list[str]:
         leaks = []
         for label, response, may_show_note in self.responses:
-            canaries: dict[str, Iterable[str]] = dict(IDENTITY_CANARIES)
+            canaries: dict[str, Iterable[str]] = dict(identities)
             if not may_show_note:
                 canaries["note"] = (NOTE_CANARY,)
             body = response.get_data(as_text=True)
@@ -300,7 +306,8 @@ def test_no_identity_leaves_the_register_and_the_note_stays_where_it_belongs(
             master, version, institution.id, RESIDENT_1)
     assert stored[batch_ids[0].replace("-", "")].visitor_plate_fingerprint is not None
     assert stored[batch_ids[0].replace("-", "")].visitor_phone_fingerprint is not None
-    kept = connection.scalar(text("SELECT response_body FROM idempotency_key WHERE key = 'canary-key-1'"))
+    kept = connection.scalar(text("SELECT response_body FROM idempotency_key WHERE key_hash = :hashed"),
+                             {"hashed": key_hash(master, "canary-key-1")})
     assert NOTE_CANARY in (kept or "")
 
     assert database_leaks(connection) == []
@@ -314,7 +321,7 @@ def test_a_note_holding_a_number_the_service_itself_accepts_as_a_phone_number_is
     location_id = str(make_location(session, institution).id)
     own = token_for(Role.INSTITUTION, institution_id=institution.id)
     note = "CANARYNOTE belde vanaf 06 7731 9999"
-    assert screen_note("belde vanaf 06 1277 9999") == ["phone number"]  # control: an issued range is caught
+    assert screen_text("belde vanaf 06 1277 9999") == ["phone number"]  # control: an issued range is caught
 
     response = client.post("/v1/incidents", headers=own, json=visitor_incident(location_id, "canary-067", note=note))
 
@@ -368,3 +375,93 @@ def test_a_correction_of_one_nested_field_keeps_its_siblings(
 
     assert corrected.status_code == 200, corrected.json
     assert kept(corrected.json) == expected
+
+
+# Identifiers an integrator might put where the register does not look for them (issue 13): in a reference, a name,
+# a request id or an idempotency key. Each is refused, replaced or kept only as a keyed hash, and none reaches a log,
+# an export, a statistic, the access log or a table.
+PLANTED = {
+    "BSN": ("111222333", "111-222-333", "123-456-782"),
+    "phone number": ("0612345678", "06-12345678", "06 4321 8765", "643218765"),
+    "e-mail address": ("canary.person@example.nl",),
+    "address": ("9711 AB",),
+    "date of birth": ("12-03-2010",),
+}
+SAFE_TRACE = "canary-trace-0001"  # a request id in a safe shape: kept, which shows the scans would see one
+
+
+def test_identifiers_planted_in_references_names_request_ids_and_keys_never_come_out(
+        debug_logs: pytest.LogCaptureFixture, app: Flask, client: FlaskClient, session: Session,
+        connection: Connection, token_for: Any) -> None:
+    admin, seen = token_for(Role.ADMIN), Seen()
+
+    # Names shown to analysts (locations, institutions) and to admins (clients): refused with the identifier.
+    for name in ("Instelling 06-12345678", "Stichting canary.person@example.nl"):
+        response = seen.add(f"institution {name!r}", client.post("/v1/institutions", headers=admin, json={
+            "name": name, "sector": "youthCare", "municipalityCode": "GM0014"}))
+        assert [e["pointer"] for e in response.json["errors"]] == ["/name"], response.json
+    institution = seen.add("institution", client.post("/v1/institutions", headers=admin, json={
+        "name": "Canary Jeugdzorg", "sector": "youthCare", "municipalityCode": "GM0014"})).json
+    location_body = {"postcode4": "9711", "municipalityCode": "GM0014", "setting": "open",
+                     "capacities": [{"validFrom": "2024-01-01", "places": 12}]}
+    for name in ("Kerkstraat 12, 9711 AB", "Locatie BSN 111-222-333"):
+        response = seen.add(f"location {name!r}", client.post(
+            f"/v1/institutions/{institution['id']}/locations", headers=admin, json=location_body | {"name": name}))
+        assert [e["pointer"] for e in response.json["errors"]] == ["/name"], response.json
+    location = seen.add("location", client.post(f"/v1/institutions/{institution['id']}/locations", headers=admin,
+                                                json=location_body | {"name": "Canary Hoeve"})).json
+    response = seen.add("client name", client.post("/v1/clients", headers=admin, json={
+        "name": "Laptop van 06 4321 8765", "role": "institution", "institutionId": institution["id"]}))
+    assert [e["pointer"] for e in response.json["errors"]] == ["/name"], response.json
+    registered = seen.add("client", client.post("/v1/clients", headers=admin, json={
+        "name": "Canary ECD", "role": "institution", "institutionId": institution["id"]})).json
+    token = seen.add("token", client.post("/v1/oauth/token", headers={"X-Request-ID": "123-456-782"}, data={
+        "grant_type": "client_credentials", "client_id": registered["clientId"],
+        "client_secret": registered["clientSecret"]})).json["access_token"]
+    own = {"Authorization": f"Bearer {token}"}
+
+    # References: refused, without an echo.
+    for reference in ("111-222-333", "0612345678", "12-03-2010", "canary.person@example.nl", "9711 AB 12"):
+        response = seen.add(f"clientReference {reference!r}", client.post("/v1/incidents", headers=own, json=(
+            visitor_incident(location["id"], reference))))
+        assert response.status_code == 400, response.json
+        assert "/clientReference" in [e["pointer"] for e in response.json["errors"]]
+    # A request id that holds an identifier is replaced; an idempotency key is kept as a keyed hash only.
+    recorded = seen.add("create with planted headers", client.post("/v1/incidents", json=visitor_incident(
+        location["id"], "canary-planted"), headers=own | {"X-Request-ID": "111222333",
+                                                           "Idempotency-Key": "CL-0042-111222333"}),
+                        may_show_note=True)
+    assert recorded.status_code == 201, recorded.json
+    replay = seen.add("replay with planted headers", client.post("/v1/incidents", json=visitor_incident(
+        location["id"], "canary-planted"), headers=own | {"X-Request-ID": "0612345678",
+                                                           "Idempotency-Key": "CL-0042-111222333"}),
+                      may_show_note=True)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    seen.add("list with a safe request id", client.get("/v1/incidents", headers=own | {"X-Request-ID": SAFE_TRACE}),
+             may_show_note=True)
+
+    # What other parties read: the auditor's exports and access log, the analyst's statistics.
+    auditor = token_for(Role.AUDITOR, municipality_codes=["GM0014"]) | {"X-Request-ID": "06-12345678"}
+    analyst = token_for(Role.ANALYST, municipality_codes=["GM0014"]) | {"X-Request-ID": "12-03-2010"}
+    # The month the incidents occurred in (three hours ago: on the first of a month that may be the one before).
+    month = (clock.now() - dt.timedelta(hours=3)).astimezone(clock.AMSTERDAM).strftime("%Y-%m")
+    exported_csv = seen.add("export csv", client.get("/v1/exports/incidents", headers=auditor | {
+        "Accept": "text/csv"}, query_string={"from": month, "to": month}))
+    exported_csv.get_data()  # read the stream now: the next request may not start before it ends
+    exported_ndjson = seen.add("export ndjson", client.get("/v1/exports/incidents", headers=auditor | {
+        "Accept": "application/x-ndjson"}, query_string={"from": month, "to": month}))
+    exported_ndjson.get_data()
+    events = seen.add("access log", client.get("/v1/audit-events", headers=auditor, query_string={"limit": 200}))
+    hotspots = seen.add("hotspots", client.get("/v1/stats/hotspots", headers=analyst, query_string={
+        "period": month, "groupBy": "location"}))
+    # Positive controls: each of them would show a planted value if one had got in.
+    assert "canary-planted" in exported_csv.get_data(as_text=True)
+    assert "canary-planted" in exported_ndjson.get_data(as_text=True)
+    assert SAFE_TRACE in events.get_data(as_text=True)
+    assert "Canary Hoeve" in hotspots.get_data(as_text=True), hotspots.json
+
+    records = list(debug_logs.records)
+    assert records, "no log output was captured, so the log scan would prove nothing"
+    assert database_leaks(connection, PLANTED) == []
+    assert log_leaks(records, PLANTED) == []
+    assert seen.leaks(PLANTED) == []
