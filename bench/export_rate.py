@@ -45,7 +45,7 @@ def measure(url: str, rounds: int) -> dict[str, Any]:
     from service.auth.access import Caller
     from service.auth.models import Role
     from service.exports import service
-    from service.stats.periods import parse_period
+    from service.periods import parse_period
     from tests.exports import reference
 
     engine = create_engine(url).execution_options(isolation_level="REPEATABLE READ")

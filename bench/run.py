@@ -260,7 +260,7 @@ def group_by(url: str, quarter: str, repetitions: int = 20) -> dict[str, Any]:
     """The figures per institution (the quarter and the previous one, as hotspots shows) straight from incident."""
     import psycopg
 
-    from service.stats.periods import AMSTERDAM, parse_period
+    from service.periods import AMSTERDAM, parse_period
 
     period = parse_period(quarter, dt.date.today())
     ranges = [(dt.datetime.combine(p.start, dt.time(), AMSTERDAM), dt.datetime.combine(p.end, dt.time(), AMSTERDAM))

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from flask_smorest.spec.plugins import FlaskPlugin
 
-from service import docs, http, logs, metrics, operations, ratelimit
+from service import docs, http, logs, metrics, operations, ratelimit, signals
 from service.audit import recording
 from service.auth import access
 from service.auth.access import public
@@ -17,6 +17,7 @@ from service.clock import CLOCK
 from service.config import API_VERSION, ConfigurationError, Settings, load_settings
 from service.db import db
 from service.http import ConventionsPlugin, RegisterApi, register_conventions
+from service.registry import service as registry_service
 from service.stats.disclosure import DisclosureRules
 
 API_PREFIX = "/v1"
@@ -85,7 +86,8 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     access.init_app(app, settings)
     ratelimit.init_app(app, settings)
     http.init_negotiation(app)
-    recording.init_app(app)  # after http: its after-request hook must run before the commit
+    recording.init_app(app, municipality_of=lambda institution_id: registry_service.municipality_of(
+        db.session, institution_id))
     operations.init_app(app)
     metrics.init_app(app)
     app.register_blueprint(docs.blp)
@@ -100,9 +102,12 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     from service.exports.routes import blp as exports
     from service.incidents.routes import blp as incidents
     from service.registry.routes import blp as registry
+    from service.stats import rollups
     from service.stats.routes import blp as stats
     from service.taxonomy.routes import blp as taxonomy
 
+    # Statistics listen to what incidents announce (incidents never import statistics); connected once per process.
+    signals.incidents_changed.connect(rollups.apply)
     for blueprint in (oauth, clients, registry, taxonomy, incidents, stats, exports, audit_events):
         api.register_blueprint(blueprint)
     for endpoint, view in list(app.view_functions.items()):

@@ -112,13 +112,18 @@ def validation_errors(messages: Mapping[str, Any]) -> list[FieldError]:
             for error in field_errors(located, location=LOCATIONS.get(location, location))]
 
 
+def is_field_name(name: str) -> bool:
+    """Whether a name a client sent (a key, a parameter) may be repeated: it looks like a field name and holds no
+    identifying data. A client may send anything as a key ({"06-12345678": 1})."""
+    return FIELD_NAME.fullmatch(name) is not None and not screen_text(name)
+
+
 def _unechoed(error: FieldError) -> FieldError:
-    """An unknown key is named only when it looks like a field name and holds no identifying data: a client may
-    send anything as a key ({"06-12345678": 1}), and the pointer would echo it."""
+    """An unknown key is named only when it is a field name (`is_field_name`): the pointer would echo it."""
     if error.detail != UNKNOWN_FIELD:
         return error
     parent, _, name = error.pointer.rpartition("/")
-    if FIELD_NAME.fullmatch(name) and not screen_text(name):
+    if is_field_name(name):
         return error
     return FieldError(parent or "/", "Unknown field (name not shown).", error.location)
 
@@ -275,9 +280,18 @@ def _start_request() -> None:
     g.started = time.perf_counter()
 
 
+def on_finish(app: Flask, hook: Callable[[Response], Response]) -> None:
+    """Run `hook` on every response just before the request's one commit (or rollback), in the order registered."""
+    app.extensions.setdefault("finishing", []).append(hook)
+
+
 def _finish_request(response: Response) -> Response:
+    for hook in current_app.extensions.get("finishing", ()):
+        response = hook(response)
     try:
-        db.finish(commit=response.status_code < 400)
+        # The one commit point: a request's work commits when it succeeded; a refused one keeps only what a finishing
+        # hook asked to keep (its access event, after rolling back its work).
+        db.finish(commit=response.status_code < 400 or g.pop("commit_refused", False))
     except DBAPIError as exc:
         if not database_is_unavailable(exc):
             raise

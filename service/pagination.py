@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -15,6 +17,7 @@ from flask import request
 from sqlalchemy import Select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from service.db import db
 from service.errors import FieldError, InvalidInput
 from service.schemas import CamelSchema
 
@@ -80,3 +83,26 @@ def paginate(session: Session, stmt: Select[Any], order: tuple[InstrumentedAttri
         return Page(rows, None)
     last = rows[limit - 1]
     return Page(rows[:limit], _encode(tuple(getattr(last, column.key) for column in order)))
+
+
+Touch = Callable[[list[Any], int], None]
+
+
+def paginated(*order: InstrumentedAttribute[Any], link: bool = True,
+              then: Touch | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a list view: it returns the statement of everything it may list (with the filters it was given);
+    this answers one page of it in the order of the `order` columns (together unique), from its `limit` and `cursor`
+    arguments, with the Link header of the next page (unless `link` is False: a search whose cursor travels in the
+    body). `then` is given the page's items and the limit asked (to say what was touched)."""
+
+    def declare(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def page_of(*args: Any, limit: int, cursor: str | None = None, **kwargs: Any) -> Any:
+            page = paginate(db.session, view(*args, **kwargs), order, limit, cursor)
+            if then is not None:
+                then(page.items, limit)
+            return (page, page.headers()) if link else page
+
+        return page_of
+
+    return declare

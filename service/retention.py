@@ -21,10 +21,9 @@ from service import clock
 from service.audit.service import EventType, append_event
 from service.auth.service import purge_revoked_tokens
 from service.incidents.idempotency import purge_expired
-from service.incidents.models import Incident, Revision
+from service.incidents.models import Counted, Incident, Revision
 from service.schemas import camelcase
 from service.stats import rollups
-from service.stats.rollups import Counted
 
 CHUNK = 1000
 

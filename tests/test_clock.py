@@ -12,7 +12,7 @@ from service import clock, create_app
 from service.auth.models import Role
 from service.clock import AMSTERDAM, CLOCK, Clock, noon_in_amsterdam
 from service.config import ConfigurationError, load_settings
-from service.stats.periods import labels_of
+from service.periods import labels_of
 from tests.conftest import SUITE_CLOCK
 
 SERVICE = Path(__file__).resolve().parent.parent / "service"

@@ -11,8 +11,8 @@ from service import clock
 from service.auth.models import Role
 from service.demo import GRONINGEN, HOTSPOT, seed_demo
 from service.incidents.service import IdentityKeys
+from service.periods import labels_of, parse_period
 from service.registry.models import Location
-from service.stats.periods import labels_of, parse_period
 
 
 @pytest.fixture

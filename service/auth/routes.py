@@ -11,6 +11,7 @@ from flask import current_app, request
 from flask.views import MethodView
 from flask_jwt_extended import create_access_token, decode_token
 from jwt import InvalidTokenError
+from sqlalchemy import Select
 
 from service.auth import service
 from service.auth.access import jwks, public, requires
@@ -28,7 +29,7 @@ from service.auth.schemas import (
 from service.db import db
 from service.errors import DomainError
 from service.http import Blueprint
-from service.pagination import LINK_HEADER, page_schema, paginate
+from service.pagination import LINK_HEADER, page_schema, paginated
 
 oauth = Blueprint("oauth", __name__, url_prefix="/v1/oauth",
                   description="OAuth 2.0 client credentials (RFC 6749 §4.4) and revocation (RFC 7009)")
@@ -128,12 +129,10 @@ class Clients(MethodView):
     @clients.arguments(ClientArgs, location="query", as_kwargs=True)
     @clients.response(200, ClientPage, headers={"Link": LINK_HEADER})
     @requires(Role.ADMIN)
-    def get(self, limit: int, cursor: str | None = None, role: Role | None = None,
-            active: bool | None = None) -> tuple[Any, dict[str, str]]:
+    @paginated(ApiClient.created_at, ApiClient.id)
+    def get(self, role: Role | None = None, active: bool | None = None) -> Select[tuple[ApiClient]]:
         """List API clients"""
-        page = paginate(db.session, service.client_query(role, active), (ApiClient.created_at, ApiClient.id),
-                        limit, cursor)
-        return page, page.headers()
+        return service.client_query(role, active)
 
     @clients.arguments(ClientIn)
     @clients.response(201, ClientCredentialsOut)

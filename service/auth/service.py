@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from service import clock
 from service.auth.models import ApiClient, RevokedToken, Role
 from service.errors import Conflict, FieldError, InvalidInput, NotFound
-from service.registry.models import Institution
 
 MUNICIPALITY_CODE = re.compile(r"GM[0-9]{4}")
 NATIONAL = "*"
@@ -30,13 +29,19 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+def _institution_exists(session: Session, institution_id: uuid.UUID) -> bool:
+    """Looked up through the client's foreign key: the registry is a layer above and is not imported here."""
+    [reference] = ApiClient.__table__.c.institution_id.foreign_keys
+    return session.scalar(select(reference.column).where(reference.column == institution_id)) is not None
+
+
 def _check_scope(session: Session, role: Role, institution_id: uuid.UUID | None,
                  municipality_codes: Sequence[str]) -> None:
     errors = []
     if role is Role.INSTITUTION:
         if institution_id is None:
             errors.append(FieldError("/institutionId", "An institution client needs an institution."))
-        elif session.get(Institution, institution_id) is None:
+        elif not _institution_exists(session, institution_id):
             errors.append(FieldError("/institutionId", "No such institution."))
         if municipality_codes:
             errors.append(FieldError("/municipalityCodes", "An institution client is scoped by its institution."))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import marshmallow as ma
 from flask import Response, current_app, request, stream_with_context
 from flask.views import MethodView
 
@@ -15,29 +14,15 @@ from service.audit.service import EventType
 from service.auth.access import current_caller, requires
 from service.auth.models import Role
 from service.db import db
-from service.errors import FieldError, InvalidInput
 from service.exports import service
-from service.exports.schemas import ExportRow
+from service.exports.schemas import ExportArgs, ExportRow
 from service.http import Blueprint, produces
-from service.schemas import CamelSchema
-from service.stats.periods import parse_period
-from service.stats.schemas import PERIOD
+from service.periods import Period
 
 blp = Blueprint("exports", __name__, url_prefix="/v1/exports",
                 description="Pseudonymised incident exports (auditors), streamed as CSV or NDJSON")
 CSV, NDJSON = "text/csv", "application/x-ndjson"
 HEADER = {"schema": {"type": "string"}}
-
-
-class ExportArgs(CamelSchema):
-    from_ = ma.fields.String(required=True, data_key="from", validate=PERIOD["validate"], metadata={
-        "description": "First fixed period: 2026-01, 2026-Q1, 2026-W02 or 2026", "example": "2026-01"})
-    to = ma.fields.String(required=True, validate=PERIOD["validate"],
-                          metadata={"description": "Last fixed period (inclusive)", "example": "2026-06"})
-
-    def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:
-        if field_name != "from_":
-            super().on_bind_field(field_name, field_obj)
 
 
 RESPONSE = {"200": {
@@ -56,20 +41,13 @@ class IncidentExport(MethodView):
     @requires(Role.AUDITOR)
     @audited(EventType.EXPORT)
     @produces(NDJSON, CSV)
-    def get(self, from_: str, to: str) -> Response:
+    def get(self, from_: Period, to: Period) -> Response:
         """Export incidents
 
         Every incident of the institutions in the auditor's scope that occurred in the periods `from` to `to`,
         as recorded when the export started (retracted ones included, marked). Negotiated by `Accept`.
         """
-        today = clock.today()
-        try:
-            first, last = parse_period(from_, today), parse_period(to, today)
-        except ValueError as exc:
-            raise InvalidInput("Not a fixed period.", errors=[FieldError("/from", str(exc), "query")]) from None
-        if last.end <= first.start:
-            raise InvalidInput("to is before from.", errors=[FieldError("/to", "Must not be before from.", "query")])
-        generated_at = clock.now()
+        first, last, generated_at = from_, to, clock.now()
         stmt = service.exported_incidents(current_caller(), first, last, generated_at)
         # Count and rows come from one snapshot, so the count logged (and committed with the request) is the
         # number of rows that stream afterwards.
@@ -79,7 +57,7 @@ class IncidentExport(MethodView):
         except BaseException:
             reader.close()
             raise
-        touched(count=count)
+        touched(count=count, filters={"from": first, "to": last})
         filters = {"from": first.label, "to": last.label}
         metadata = {"generatedAt": generated_at.isoformat(), "filters": filters}
         key = service.export_key(current_app.extensions["settings"].pseudonym_master_key)

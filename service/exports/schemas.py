@@ -1,10 +1,31 @@
-"""The exported row: one shape for the NDJSON schema, the CSV column order and the OpenAPI document."""
+"""Wire shapes of exports: the periods asked, and the exported row (one shape for the NDJSON schema, the CSV column
+order and the OpenAPI document)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 
+from service.periods import PeriodField
 from service.schemas import CamelSchema
+
+
+class ExportArgs(CamelSchema):
+    """Loaded as the first and last Period (`from_` and `to`)."""
+
+    from_ = PeriodField(required=True, data_key="from", metadata={
+        "description": "First fixed period: 2026-01, 2026-Q1, 2026-W02 or 2026", "example": "2026-01"})
+    to = PeriodField(required=True, metadata={"description": "Last fixed period (inclusive)", "example": "2026-06"})
+
+    def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:
+        if field_name != "from_":
+            super().on_bind_field(field_name, field_obj)
+
+    @ma.validates_schema
+    def _in_order(self, data: dict[str, Any], **_: Any) -> None:
+        if data["to"].end <= data["from_"].start:
+            raise ma.ValidationError({"to": ["Must not be before from."]})
 
 
 class ExportRow(CamelSchema):

@@ -31,8 +31,8 @@ from service.auth.access import Caller
 from service.db import UTCDateTime
 from service.exports.schemas import COLUMNS, ExportRow
 from service.incidents.models import Incident
+from service.periods import AMSTERDAM, Period
 from service.registry.models import Location
-from service.stats.periods import AMSTERDAM, Period
 
 LISTS = ("indicators", "reported_to")
 PSEUDONYM = "resident_pseudonym"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint
@@ -98,6 +99,32 @@ class Incident(Base):
             return None
         return {"meldcode_step": self.meldcode_step, "reported_to": self.reported_to,
                 "reported_at": self.reported_at}
+
+
+@dataclass(frozen=True)
+class Counted:
+    """What statistics count of an incident, taken before a change so that what it was counted as can be left:
+    plain values, nothing of the ORM object (which the change goes on to modify)."""
+
+    id: uuid.UUID
+    active: bool
+    institution_id: uuid.UUID
+    location_id: uuid.UUID
+    occurred_at: dt.datetime
+    kind: str
+    exploitation_type: str
+    age_band: str
+    resident_pseudonym: str | None
+    record_key: int
+    meldcode_step: int
+    reported: bool
+
+    @classmethod
+    def of(cls, incident: Incident) -> Counted:
+        return cls(incident.id, incident.status is Status.ACTIVE, incident.institution_id, incident.location_id,
+                   incident.occurred_at, incident.kind, incident.exploitation_type, incident.resident_age_band,
+                   incident.resident_pseudonym, incident.record_key, incident.meldcode_step or 0,
+                   bool(incident.reported_to))
 
 
 class Revision(Base):

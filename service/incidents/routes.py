@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, current_app, json, request
 from flask.views import MethodView
+from sqlalchemy import Select
 
-from service.audit.recording import audited, touched
+from service.audit.recording import GIVEN, audited, touched, touched_items
 from service.audit.service import EventType
 from service.auth.access import current_caller, requires
 from service.auth.models import Role
@@ -32,7 +35,7 @@ from service.incidents.schemas import (
     RevisionList,
 )
 from service.incidents.service import IdentityKeys
-from service.pagination import LINK_HEADER
+from service.pagination import LINK_HEADER, paginated
 
 blp = Blueprint("incidents", __name__, url_prefix="/v1/incidents",
                 description="Signals of recruitment, suspicious visitors and absences (institution clients)")
@@ -53,32 +56,47 @@ def _etag(incident: Incident) -> dict[str, str]:
     return {"ETag": f'"{incident.version}"'}
 
 
-def _record(items: list[dict[str, Any]], headers: dict[str, Any], *, batch: bool) -> Response:
-    """Record once per Idempotency-Key and answer 201 with the stored JSON (replays answer the same bytes)."""
-    caller = current_caller()
-    recorded: list[Incident] = []
+def idempotent(view: Callable[..., tuple[list[Incident], Any]]) -> Callable[..., Response]:
+    """Declare a create view safe to retry: once per Idempotency-Key (Stripe, IETF draft), the same key and body
+    within 24 hours replay the first response's bytes with `Idempotent-Replayed: true`, another body is 422, and
+    a request while the first still runs is 409. The view returns the incidents it recorded and the body to answer."""
 
-    def work() -> tuple[int, Any]:
-        recorded.extend(service.record_incidents(db.session, caller, items, _keys(), batch=batch))
-        return 201, (BATCH_OUT.dump({"items": recorded}) if batch else INCIDENT_OUT.dump(recorded[0]))
+    @functools.wraps(view)
+    def once(self: Any, headers: dict[str, Any], data: dict[str, Any]) -> Response:
+        caller, master_key = current_caller(), current_app.extensions["settings"].pseudonym_master_key
+        recorded: list[Incident] = []
 
-    key = headers.get("idempotency_key")
-    master_key = current_app.extensions["settings"].pseudonym_master_key
-    # Only a keyed request is ever compared with another: unkeyed ones need no (keyed) hash of their body.
-    fingerprint = "" if key is None else request_hash(
-        request_hash_key(master_key), request.method, request.path, request.get_json())
-    outcome = run_once(db.session, caller.client_id, None if key is None else key_hash(master_key, key), fingerprint,
-                       work)
-    response = current_app.response_class(outcome.body, status=outcome.status, mimetype="application/json")
-    if recorded:
-        # The access event names what was recorded; a replay's event is read from the stored response instead.
-        touched([str(incident.id) for incident in recorded], len(recorded))
-    if not batch:
-        first = {"id": recorded[0].id, "version": recorded[0].version} if recorded else json.loads(outcome.body)
-        response.headers.update({"Location": f"/v1/incidents/{first['id']}", "ETag": f'"{first["version"]}"'})
-    if outcome.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+        def work() -> tuple[int, Any]:
+            incidents, body = view(self, headers, data)
+            recorded.extend(incidents)
+            return 201, body
+
+        key = headers.get("idempotency_key")
+        # Only a keyed request is ever compared with another: unkeyed ones need no (keyed) hash of their body.
+        fingerprint = "" if key is None else request_hash(
+            request_hash_key(master_key), request.method, request.path, request.get_json())
+        outcome = run_once(db.session, caller.client_id, None if key is None else key_hash(master_key, key),
+                           fingerprint, work)
+        response = current_app.response_class(outcome.body, status=outcome.status, mimetype="application/json")
+        if recorded:
+            created = [{"id": incident.id, "version": incident.version} for incident in recorded]
+        else:  # a replay touched what the first request recorded: the stored answer names them
+            stored = json.loads(outcome.body)
+            created = stored.get("items", [stored])
+        touched(item["id"] for item in created)
+        if "items" not in data:
+            response.headers.update({"Location": f"/v1/incidents/{created[0]['id']}",
+                                     "ETag": f'"{created[0]["version"]}"'})
+        if outcome.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+    return once
+
+
+def _searched(filters: dict[str, Any]) -> dict[str, Any]:
+    """The filters of a search as the access log keeps them: a residentRef as given, never its value."""
+    return filters | ({"resident_ref": GIVEN} if filters.get("resident_ref") is not None else {})
 
 
 @blp.route("")
@@ -87,13 +105,14 @@ class Incidents(MethodView):
     @blp.response(200, IncidentPage, headers={"Link": LINK_HEADER})
     @requires(Role.INSTITUTION)
     @audited(EventType.SEARCH)
-    def get(self, **filters: Any) -> tuple[Any, dict[str, str]]:
+    @paginated(*service.LIST_ORDER, then=touched_items)
+    def get(self, **filters: Any) -> Select[tuple[Incident]]:
         """List incidents
 
         The institution's own incidents in the order they were recorded, filtered, a page at a time.
         """
-        page = service.find_incidents(db.session, current_caller(), _keys(), **filters)
-        return page, page.headers()
+        touched(filters=filters)
+        return service.matching_incidents(current_caller(), _keys(), **filters)
 
     @blp.arguments(IdempotencyHeader, location="headers")
     @blp.arguments(IncidentIn)
@@ -102,14 +121,16 @@ class Incidents(MethodView):
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="Idempotency-Key reused for another body")
     @requires(Role.INSTITUTION)
     @audited(EventType.CREATE)
-    def post(self, headers: dict[str, Any], data: dict[str, Any]) -> Response:
+    @idempotent
+    def post(self, headers: dict[str, Any], data: dict[str, Any]) -> tuple[list[Incident], Any]:
         """Record an incident
 
         One signal, without naming anyone: `residentRef`, `visitor.vehiclePlate` and `visitor.phoneNumber` are
         turned into keyed pseudonyms and never returned; `note` is refused when it holds identifying data.
         Send an `Idempotency-Key` to make retries safe (kept 24 hours).
         """
-        return _record([data], headers, batch=False)
+        recorded = service.record_incidents(db.session, current_caller(), [data], _keys())
+        return recorded, INCIDENT_OUT.dump(recorded[0])
 
 
 @blp.route("/_batch")
@@ -121,26 +142,30 @@ class IncidentBatch(MethodView):
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="Idempotency-Key reused for another body")
     @requires(Role.INSTITUTION)
     @audited(EventType.CREATE)
-    def post(self, headers: dict[str, Any], data: dict[str, Any]) -> Response:
+    @idempotent
+    def post(self, headers: dict[str, Any], data: dict[str, Any]) -> tuple[list[Incident], Any]:
         """Record up to 500 incidents at once
 
         All or nothing: one invalid item refuses the batch, and every error points into it (`/items/3/occurredAt`).
         """
-        return _record(data["items"], headers, batch=True)
+        recorded = service.record_incidents(db.session, current_caller(), data["items"], _keys(), batch=True)
+        return recorded, BATCH_OUT.dump({"items": recorded})
 
 
 @blp.route("/_search")
 class IncidentSearchView(MethodView):
-    @blp.arguments(IncidentSearch)
+    @blp.arguments(IncidentSearch, as_kwargs=True)
     @blp.response(200, IncidentPage)
     @requires(Role.INSTITUTION)
     @audited(EventType.SEARCH)
-    def post(self, filters: dict[str, Any]) -> Any:
+    @paginated(*service.LIST_ORDER, link=False, then=touched_items)
+    def post(self, **filters: Any) -> Select[tuple[Incident]]:
         """Search incidents
 
         The list's filters plus `residentRef`, which must not travel in a URL. Page with `cursor` in the body.
         """
-        return service.find_incidents(db.session, current_caller(), _keys(), **filters)
+        touched(filters=_searched(filters))
+        return service.matching_incidents(current_caller(), _keys(), **filters)
 
 
 @blp.route("/<uuid:incidentId>")
@@ -151,6 +176,7 @@ class IncidentItem(MethodView):
     def get(self, incidentId: uuid.UUID) -> tuple[Incident, dict[str, str]]:
         """Get an incident"""
         incident = service.get_incident(db.session, current_caller(), incidentId)
+        touched([incident.id])
         return incident, _etag(incident)
 
     @blp.arguments(IfMatchHeader, location="headers")
@@ -169,6 +195,7 @@ class IncidentItem(MethodView):
         """
         incident = service.correct_incident(db.session, current_caller(), incidentId, patch, _keys(),
                                             if_match=headers.get("if_match"))
+        touched([incident.id])
         return incident, _etag(incident)
 
 
@@ -188,6 +215,7 @@ class IncidentRetraction(MethodView):
         """
         incident = service.retract_incident(db.session, current_caller(), incidentId, data["reason"],
                                             if_match=headers.get("if_match"))
+        touched([incident.id])
         return incident, _etag(incident)
 
 
@@ -198,4 +226,6 @@ class IncidentRevisions(MethodView):
     @audited(EventType.READ)
     def get(self, incidentId: uuid.UUID) -> dict[str, list[Revision]]:
         """List an incident's corrections and retraction"""
-        return {"items": service.revisions_of(db.session, current_caller(), incidentId)}
+        revisions = service.revisions_of(db.session, current_caller(), incidentId)
+        touched([incidentId])
+        return {"items": revisions}

@@ -32,12 +32,10 @@ from service.errors import (
     field_errors,
 )
 from service.incidents.identities import fingerprint_phone, fingerprint_plate, pseudonymise_resident
-from service.incidents.models import Incident, Revision, Status
+from service.incidents.models import Counted, Incident, Revision, Status
 from service.incidents.rules import incident_errors
-from service.pagination import Page, paginate
 from service.registry.models import Location
-from service.stats import rollups
-from service.stats.rollups import Counted
+from service.signals import incidents_changed
 from service.taxonomy.service import load_taxonomy
 
 # Wire field (as a JSON pointer below the incident) -> column, for the fields a revision may show.
@@ -69,6 +67,9 @@ class IdentityKeys:
 
     def resident(self, institution_id: uuid.UUID, resident_ref: str) -> str:
         return pseudonymise_resident(self.master, self.version, institution_id, resident_ref)
+
+
+LIST_ORDER = (Incident.recorded_at, Incident.id)  # the order lists page in: as recorded
 
 
 def incidents_for(caller: Caller) -> Select[tuple[Incident]]:
@@ -214,7 +215,8 @@ def record_incidents(session: Session, caller: Caller, items: Sequence[Mapping[s
             raise Conflict("An incident with this clientReference was recorded concurrently; retry.")
     incidents = [_as_incident(row) for row in rows]
     session.add_all(incidents)
-    rollups.apply(session, ((Counted.of(incident), +1) for incident in incidents), municipalities)
+    incidents_changed.send(session, changes=[(Counted.of(incident), +1) for incident in incidents],
+                           municipalities=municipalities)
     return incidents
 
 
@@ -227,11 +229,12 @@ def get_incident(session: Session, caller: Caller, incident_id: uuid.UUID, *, fo
     return incident
 
 
-def find_incidents(session: Session, caller: Caller, keys: IdentityKeys, *, limit: int, cursor: str | None = None,
-                   resident_ref: str | None = None, location_id: uuid.UUID | None = None, kind: str | None = None,
-                   exploitation_type: str | None = None, status: Status | None = None,
-                   occurred_from: dt.datetime | None = None, occurred_to: dt.datetime | None = None) -> Page:
-    """A page of the caller's incidents, newest recorded last, matching every filter given."""
+def matching_incidents(caller: Caller, keys: IdentityKeys, *, resident_ref: str | None = None,
+                       location_id: uuid.UUID | None = None, kind: str | None = None,
+                       exploitation_type: str | None = None, status: Status | None = None,
+                       occurred_from: dt.datetime | None = None,
+                       occurred_to: dt.datetime | None = None) -> Select[tuple[Incident]]:
+    """The caller's incidents matching every filter given (page them in the order of LIST_ORDER)."""
     stmt = incidents_for(caller)
     for column, value in ((Incident.location_id, location_id), (Incident.kind, kind),
                           (Incident.exploitation_type, exploitation_type), (Incident.status, status)):
@@ -243,7 +246,7 @@ def find_incidents(session: Session, caller: Caller, keys: IdentityKeys, *, limi
         stmt = stmt.where(Incident.occurred_at < occurred_to)
     if resident_ref is not None:
         stmt = stmt.where(Incident.resident_pseudonym == keys.resident(caller.institution_id, resident_ref))  # type: ignore[arg-type]
-    return paginate(session, stmt, (Incident.recorded_at, Incident.id), limit, cursor)
+    return stmt
 
 
 def check_version(incident: Incident, if_match: str | None) -> None:
@@ -338,7 +341,7 @@ def correct_incident(session: Session, caller: Caller, incident_id: uuid.UUID, p
     session.add(Revision(incident_id=incident.id, version=incident.version, action="correction",
                          reason=patch["reason"], client_id=caller.client_id, changes=diff))
     session.flush()
-    rollups.apply(session, [(before, -1), (Counted.of(incident), +1)])
+    incidents_changed.send(session, changes=[(before, -1), (Counted.of(incident), +1)])
     return incident
 
 
@@ -350,7 +353,7 @@ def retract_incident(session: Session, caller: Caller, incident_id: uuid.UUID, r
         check_version(incident, if_match)
     if incident.status is Status.RETRACTED:
         raise Conflict("The incident is already retracted.")
-    rollups.apply(session, [(Counted.of(incident), -1)])
+    incidents_changed.send(session, changes=[(Counted.of(incident), -1)])
     incident.status, incident.retracted_at = Status.RETRACTED, clock.now()
     incident.version += 1
     session.add(Revision(incident_id=incident.id, version=incident.version, action="retraction", reason=reason,

@@ -6,12 +6,13 @@ import uuid
 from typing import Any
 
 from flask.views import MethodView
+from sqlalchemy import Select
 
 from service.auth.access import current_caller, requires
 from service.auth.models import Role
 from service.db import db
 from service.http import Blueprint
-from service.pagination import LINK_HEADER, PageArgs, page_schema, paginate
+from service.pagination import LINK_HEADER, PageArgs, page_schema, paginated
 from service.registry import service
 from service.registry.models import Institution, Location
 from service.registry.schemas import CapacityIn, InstitutionIn, InstitutionOut, LocationIn, LocationOut
@@ -28,14 +29,13 @@ class Institutions(MethodView):
     @blp.arguments(PageArgs, location="query", as_kwargs=True)
     @blp.response(200, InstitutionPage, headers={"Link": LINK_HEADER})
     @requires(Role.ADMIN, Role.INSTITUTION)
-    def get(self, limit: int, cursor: str | None = None) -> tuple[Any, dict[str, str]]:
+    @paginated(Institution.created_at, Institution.id)
+    def get(self) -> Select[tuple[Institution]]:
         """List institutions
 
         Admins see every institution; an institution client sees its own.
         """
-        page = paginate(db.session, service.visible_institutions(current_caller()),
-                        (Institution.created_at, Institution.id), limit, cursor)
-        return page, page.headers()
+        return service.visible_institutions(current_caller())
 
     @blp.arguments(InstitutionIn)
     @blp.response(201, InstitutionOut)
@@ -60,13 +60,12 @@ class Locations(MethodView):
     @blp.arguments(PageArgs, location="query", as_kwargs=True)
     @blp.response(200, LocationPage, headers={"Link": LINK_HEADER})
     @requires(Role.ADMIN, Role.INSTITUTION)
-    def get(self, institutionId: uuid.UUID, limit: int, cursor: str | None = None) -> tuple[Any, dict[str, str]]:
+    @paginated(Location.created_at, Location.id)
+    def get(self, institutionId: uuid.UUID) -> Select[tuple[Location]]:
         """List an institution's locations"""
         caller = current_caller()
         service.get_institution(db.session, caller, institutionId)
-        page = paginate(db.session, service.visible_locations(caller, institutionId),
-                        (Location.created_at, Location.id), limit, cursor)
-        return page, page.headers()
+        return service.visible_locations(caller, institutionId)
 
     @blp.arguments(LocationIn)
     @blp.response(201, LocationOut)

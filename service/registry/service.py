@@ -16,6 +16,11 @@ from service.errors import Conflict, NotFound
 from service.registry.models import Capacity, Institution, Location, Sector, Setting
 
 
+def municipality_of(session: Session, institution_id: uuid.UUID) -> str | None:
+    """The municipality an institution belongs to (it never changes: the registry has no such update)."""
+    return session.scalar(select(Institution.municipality_code).where(Institution.id == institution_id))
+
+
 def create_institution(session: Session, *, name: str, sector: Sector, municipality_code: str) -> Institution:
     institution = Institution(name=name, sector=sector, municipality_code=municipality_code)
     session.add(institution)

@@ -14,6 +14,10 @@ KEY_SUMS = {"incidents": "key_sum", "step2": "step2_key_sum", "step5": "step5_ke
             "reported": "reported_key_sum"}
 NOISE_SUMS = {"incidents": "noise_sum", "step2": "step2_noise_sum", "step5": "step5_noise_sum",
               "reported": "reported_noise_sum"}
+GROUPS = ("institution", "location", "postcode4", "municipality")
+BREAKDOWNS = {"kind": "kind", "exploitationType": "exploitation_type", "ageBand": "age_band"}
+DELAY_BANDS = (1, 3, 7, 14, 30, 60, 90, 180, 365, 730, 3650)  # days; occurredAt is at most 10 years back
+MAX_PERIODS = 60  # in one trend
 TOP = 3  # top contributions kept per measure: the largest dominance_n the disclosure rules allow
 TOPS = {measure: tuple(f"{measure}_top{i}" for i in range(1, TOP + 1)) for measure in MEASURES}
 MEASURED = tuple(name for measure in MEASURES for name in (measure, KEY_SUMS[measure], NOISE_SUMS[measure]))

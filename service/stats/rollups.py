@@ -26,7 +26,8 @@ from sqlalchemy import case, delete, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.db import bulk_insert, bulk_rows
-from service.incidents.models import Incident, Status
+from service.incidents.models import Counted, Incident, Status
+from service.periods import MONTH, UNIT_PERIOD_TYPES, WEEK, labels_of
 from service.registry.models import Location
 from service.stats.disclosure import contributor_noise, resident_key
 from service.stats.models import (
@@ -41,48 +42,33 @@ from service.stats.models import (
     UnitResident,
     UnitTally,
 )
-from service.stats.periods import MONTH, UNIT_PERIOD_TYPES, WEEK, labels_of
 
 Table = type[Rollup] | type[ResidentRollup] | type[UnitTally] | type[UnitResident]
 UnitKey = tuple[str, str, str, str, str]  # period type, period, level, unit, municipality code ('' for all)
 
 
-@dataclass(frozen=True)
-class Counted:
-    """What the rollups know of an incident; taken before a correction so the old rows can be left."""
+def _measures(incident: Counted) -> tuple[str, ...]:
+    """The measures an incident counts in: every signal; step 2 and 5 reached; formally reported."""
+    counted = {"incidents": True, "step2": incident.meldcode_step >= 2, "step5": incident.meldcode_step >= 5,
+               "reported": incident.reported}
+    return tuple(m for m, yes in counted.items() if yes)
 
-    active: bool
-    institution_id: uuid.UUID
-    location_id: uuid.UUID
-    cells: tuple[tuple[str, str, uuid.UUID, str, str, str], ...]
-    periods: tuple[tuple[str, str], ...]
-    resident_pseudonym: str | None
-    record_key: int
-    noise: int  # the contributor's noise: of its resident, or of the incident itself when it names none
-    measures: tuple[str, ...]
 
-    @classmethod
-    def of(cls, incident: Incident) -> Counted:
-        step = incident.meldcode_step or 0
-        counted = {"incidents": True, "step2": step >= 2, "step5": step >= 5, "reported": bool(incident.reported_to)}
-        labels = labels_of(incident.occurred_at)
-        cells = tuple((grain, labels[grain], incident.location_id, incident.kind, incident.exploitation_type,
-                       incident.resident_age_band) for grain in (WEEK, MONTH))
-        return cls(incident.status is Status.ACTIVE, incident.institution_id, incident.location_id, cells,
-                   tuple((t, labels[t]) for t in UNIT_PERIOD_TYPES), incident.resident_pseudonym,
-                   incident.record_key, contributor_noise(incident.resident_pseudonym or str(incident.id)),
-                   tuple(m for m, yes in counted.items() if yes))
+def _cells(incident: Counted, labels: Mapping[str, str]) -> tuple[tuple[str, str, uuid.UUID, str, str, str], ...]:
+    return tuple((grain, labels[grain], incident.location_id, incident.kind, incident.exploitation_type,
+                  incident.age_band) for grain in (WEEK, MONTH))
 
-    def units(self, municipality_code: str) -> Iterable[UnitKey]:
-        """The unit summaries it counts in: its location, its institution, and its institution in the municipality.
 
-        A location's municipality never changes (the registry has no such update), so it can be taken at write time.
-        """
-        location, institution = str(self.location_id), str(self.institution_id)
-        for period_type, period in self.periods:
-            yield period_type, period, "location", location, municipality_code
-            yield period_type, period, "institution", institution, ""
-            yield period_type, period, "institution", institution, municipality_code
+def _units(incident: Counted, labels: Mapping[str, str], municipality_code: str) -> tuple[UnitKey, ...]:
+    """The unit summaries it counts in: its location, its institution, and its institution in the municipality.
+
+    A location's municipality never changes (the registry has no such update), so it can be taken at write time.
+    """
+    location, institution = str(incident.location_id), str(incident.institution_id)
+    return tuple(unit for period_type in UNIT_PERIOD_TYPES for unit in (
+        (period_type, labels[period_type], "location", location, municipality_code),
+        (period_type, labels[period_type], "institution", institution, ""),
+        (period_type, labels[period_type], "institution", institution, municipality_code)))
 
 
 @dataclass
@@ -97,18 +83,21 @@ def _deltas(changes: Sequence[tuple[Counted, int]], municipalities: Mapping[uuid
     deltas = _Deltas(defaultdict(Counter), defaultdict(Counter), defaultdict(Counter), defaultdict(Counter))
     for incident, sign in changes:
         pseudonym = incident.resident_pseudonym
-        units = tuple(incident.units(municipalities[incident.location_id]))
-        for measure in incident.measures:
-            for cell in incident.cells:
+        # The contributor's noise: of its resident, or of the incident itself when it names none.
+        noise = contributor_noise(pseudonym or str(incident.id))
+        labels = labels_of(incident.occurred_at)
+        cells, units = _cells(incident, labels), _units(incident, labels, municipalities[incident.location_id])
+        for measure in _measures(incident):
+            for cell in cells:
                 deltas.cells[cell][measure] += sign
                 deltas.cells[cell][KEY_SUMS[measure]] += sign * incident.record_key
-                deltas.cells[cell][NOISE_SUMS[measure]] += sign * incident.noise
+                deltas.cells[cell][NOISE_SUMS[measure]] += sign * noise
                 if pseudonym:
                     deltas.residents[(*cell, pseudonym)][measure] += sign
             for unit in units:
                 deltas.units[unit][measure] += sign
                 deltas.units[unit][KEY_SUMS[measure]] += sign * incident.record_key
-                deltas.units[unit][NOISE_SUMS[measure]] += sign * incident.noise
+                deltas.units[unit][NOISE_SUMS[measure]] += sign * noise
                 if pseudonym:
                     deltas.units[unit][f"{measure}_of_residents"] += sign
                     deltas.unit_residents[(*unit, pseudonym)][measure] += sign
@@ -245,7 +234,8 @@ def _write_summaries(session: Session, units: dict[UnitKey, Counter[str]],
 
 def apply(session: Session, changes: Iterable[tuple[Counted, int]],
           municipalities: Mapping[uuid.UUID, str] | None = None) -> None:
-    """Add each (incident as counted, +1 or -1) to the rollups; retracted incidents count nowhere.
+    """Add each (incident as counted, +1 or -1) to the rollups; retracted incidents count nowhere. The receiver of
+    signals.incidents_changed (create_app connects it): `apply(session, changes=..., municipalities=...)`.
 
     `municipalities` may give the municipality of locations the caller has just read; others are looked up.
     """

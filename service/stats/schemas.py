@@ -6,18 +6,13 @@ from typing import Any
 
 import marshmallow as ma
 
+from service.periods import PERIOD_TYPES, PeriodField, period_range
 from service.registry.schemas import MUNICIPALITY_CODE
-from service.schemas import CamelSchema, FullMatch
-from service.stats.periods import PERIOD_TYPES
-from service.stats.service import DELAY_BANDS
-from service.stats.tallies import BREAKDOWNS, GROUPS
+from service.schemas import CamelSchema
+from service.stats.models import BREAKDOWNS, DELAY_BANDS, GROUPS, MAX_PERIODS
 from service.taxonomy.service import load_taxonomy
 
 TAXONOMY = load_taxonomy()
-PERIOD_PATTERN = r"^[0-9]{4}(-W[0-9]{2}|-[0-9]{2}|-Q[1-4])?$"
-PERIOD = {"validate": FullMatch(PERIOD_PATTERN, error="Use 2026-W41, 2026-10, 2026-Q3 or 2026."),
-          "metadata": {"description": "A fixed period, not in the future: 2026-W41, 2026-10, 2026-Q3 or 2026 "
-                                      "(Europe/Amsterdam)", "example": "2026-Q3"}}
 BANDS = ("below998", "below95", "within", "above95", "above998")
 
 
@@ -44,7 +39,7 @@ class Filters(CamelSchema):
 
 
 class HotspotArgs(Filters):
-    period = ma.fields.String(required=True, **PERIOD)
+    period = PeriodField(required=True, metadata={"example": "2026-Q3"})
     group_by = ma.fields.String(required=True, validate=ma.validate.OneOf(GROUPS))
     breakdown = ma.fields.String(validate=ma.validate.OneOf(list(BREAKDOWNS)), metadata={
         "description": "Counts per code of this dimension in every unit; an attribute like a filter, and not "
@@ -52,22 +47,39 @@ class HotspotArgs(Filters):
 
 
 # No example: a documented example could not match every periodType.
-RANGE_END = {"validate": PERIOD["validate"], "metadata": {"description": "A fixed period of periodType"}}
+RANGE_END = {"metadata": {"description": "A fixed period of periodType"}}
 
 
 class TrendArgs(Filters):
+    """Loaded with `periods`: every period from `from` to `to`."""
+
     period_type = ma.fields.String(required=True, validate=ma.validate.OneOf(PERIOD_TYPES))
-    from_ = ma.fields.String(required=True, data_key="from", **RANGE_END)
-    to = ma.fields.String(required=True, **RANGE_END)
+    from_ = PeriodField(required=True, data_key="from", **RANGE_END)
+    to = PeriodField(required=True, **RANGE_END)
     group_by = ma.fields.String(required=True, validate=ma.validate.OneOf(GROUPS))
 
     def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:
         if field_name != "from_":
             super().on_bind_field(field_name, field_obj)
 
+    @ma.validates_schema
+    def _a_range(self, data: dict[str, Any], **_: Any) -> None:
+        wrong = {wire: [f"Give a {data['period_type']}, like the periodType."]
+                 for name, wire in (("from_", "from"), ("to", "to")) if data[name].type != data["period_type"]}
+        if wrong:
+            raise ma.ValidationError(wrong)
+        try:
+            period_range(data["from_"], data["to"], MAX_PERIODS)
+        except ValueError as exc:
+            raise ma.ValidationError({"to": [str(exc)]}) from None
+
+    @ma.post_load
+    def _periods(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        return data | {"periods": period_range(data.pop("from_"), data.pop("to"), MAX_PERIODS)}
+
 
 class FunnelArgs(Filters):
-    period = ma.fields.String(required=True, **PERIOD)
+    period = PeriodField(required=True, metadata={"example": "2026-Q3"})
     group_by = ma.fields.String(required=True, validate=ma.validate.OneOf(("institution", "municipality")))
 
 

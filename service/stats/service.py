@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 
 from service.auth.access import Caller
 from service.incidents.models import Incident, Status
+from service.periods import AMSTERDAM, Period
 from service.registry.models import Location
 from service.stats.disclosure import SUPPRESSED, Cell, DisclosureRules, ptable_version, rate
 from service.stats.funnel import eb_estimates, funnel_bands, overdispersion, rate_change_pvalues
-from service.stats.models import MEASURES
-from service.stats.periods import AMSTERDAM, Period
+from service.stats.models import DELAY_BANDS, MEASURES
 from service.stats.tallies import (
     Query,
     Tally,
@@ -42,7 +42,6 @@ from service.stats.tallies import (
 PER_PLACES = 10  # rates are per 10 places per month
 TREND_SIGNIFICANCE = 0.05
 MIN_UNITS_FOR_OVERDISPERSION = 10  # winsorising at the 10th and 90th percentiles needs a dozen units or so
-DELAY_BANDS = (1, 3, 7, 14, 30, 60, 90, 180, 365, 730, 3650)  # days; occurredAt is at most 10 years back
 
 
 def disclosure(rules: DisclosureRules) -> dict[str, Any]:

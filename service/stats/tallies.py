@@ -28,6 +28,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from service import clock
 from service.auth.access import Caller
 from service.errors import Forbidden
+from service.periods import DAYS_PER_MONTH, UNIT_PERIOD_TYPES, Period
 from service.registry.models import Capacity, Institution, Location
 from service.stats.disclosure import (
     SUPPRESSED,
@@ -39,12 +40,19 @@ from service.stats.disclosure import (
     release,
     resident_key,
 )
-from service.stats.models import KEY_SUMS, MEASURES, NOISE_SUMS, TOP, TOPS, ResidentRollup, Rollup, UnitTally
-from service.stats.periods import DAYS_PER_MONTH, UNIT_PERIOD_TYPES, Period
+from service.stats.models import (
+    BREAKDOWNS,
+    KEY_SUMS,
+    MEASURES,
+    NOISE_SUMS,
+    TOP,
+    TOPS,
+    ResidentRollup,
+    Rollup,
+    UnitTally,
+)
 from service.taxonomy.service import load_taxonomy
 
-GROUPS = ("institution", "location", "postcode4", "municipality")
-BREAKDOWNS = {"kind": "kind", "exploitationType": "exploitation_type", "ageBand": "age_band"}
 RESIDENTS = ("residents", "residents_key_sum", "residents_noise_sum")
 
 

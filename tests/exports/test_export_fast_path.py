@@ -28,7 +28,7 @@ from service.auth.models import Role
 from service.exports import service
 from service.exports.schemas import ExportRow
 from service.incidents.models import Incident, Status
-from service.stats.periods import parse_period
+from service.periods import parse_period
 from tests.exports import reference
 from tests.factories import make_institution, make_location
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from service import clock
-from service.stats.periods import Period, labels_of, parse_period, period_range
+from service.periods import Period, labels_of, parse_period, period_range
 
 # The parser takes "today" as an argument: these name their day; the tests at the end use the service's clock.
 TODAY = dt.date(2026, 11, 28)

@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 
 from service.incidents import service as incidents
 from service.incidents.models import Incident, Status
+from service.periods import AMSTERDAM
 from service.registry.models import Location
 from service.stats import rollups
 from service.stats.disclosure import contributor_noise, resident_key
 from service.stats.models import ResidentRollup, Rollup, UnitResident, UnitTally
-from service.stats.periods import AMSTERDAM
 from tests.factories import make_institution, make_location
 from tests.stats.factories import KEYS, caller_of, incident_values, seed
 

@@ -13,8 +13,8 @@ import pytest
 
 from service import clock
 from service.auth.models import Role
+from service.periods import AMSTERDAM, DAYS_PER_MONTH, Period, labels_of, parse_period
 from service.registry.models import Capacity, Location
-from service.stats.periods import AMSTERDAM, DAYS_PER_MONTH, Period, labels_of, parse_period
 from tests.factories import make_location
 from tests.stats.factories import seed
 

@@ -15,10 +15,10 @@ from sqlalchemy.engine import Connection
 
 from service.auth.models import Role
 from service.incidents.models import Incident
+from service.periods import AMSTERDAM, DAYS_PER_MONTH
 from service.registry.models import Capacity, Institution, Location
 from service.stats.disclosure import ptable_version
 from service.stats.funnel import eb_estimates, funnel_band
-from service.stats.periods import AMSTERDAM, DAYS_PER_MONTH
 from tests.factories import make_institution, make_location
 from tests.stats.factories import expected_cell, expected_residents, in_q2, seed
 

@@ -22,12 +22,12 @@ from service.auth.models import Role
 from service.errors import Forbidden
 from service.incidents.models import Incident, Status
 from service.incidents.service import correct_incident, record_incidents, retract_incident
+from service.periods import parse_period, period_range
 from service.retention import purge
 from service.schemas import camelised
 from service.stats import rollups, service, tallies
 from service.stats.disclosure import DisclosureRules
 from service.stats.models import KEY_SUMS, MEASURES, NOISE_SUMS
-from service.stats.periods import parse_period, period_range
 from service.stats.schemas import FunnelOut, HotspotsOut, TrendsOut
 from tests.factories import make_institution, make_location
 from tests.stats.factories import KEYS, caller_of, seed

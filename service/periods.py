@@ -1,4 +1,4 @@
-"""Fixed statistical periods (ISO week, month, quarter, year), bucketed in Europe/Amsterdam.
+"""Fixed periods (ISO week, month, quarter, year), bucketed in Europe/Amsterdam: statistics and exports ask by them.
 
 Cell rollups are kept per ISO week and per month, a quarter or a year being the union of its months; unit
 summaries are kept per month, quarter and year (UNIT_PERIOD_TYPES).
@@ -9,8 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import Any
 
+import marshmallow as ma
+
+from service import clock
 from service.clock import AMSTERDAM
+from service.schemas import Text
 
 WEEK, MONTH = "week", "month"
 PERIOD_TYPES = ("week", "month", "quarter", "year")
@@ -101,7 +106,7 @@ def parse_period(text: str, today: dt.date) -> Period:
         if first_day > today:
             raise ValueError("The period has not started yet.")
         return _period(period_type, first_day)
-    raise ValueError("Use 2026-W41, 2026-10, 2026-Q3 or 2026.")
+    raise ValueError(f"Use {PERIOD_LABELS}.")
 
 
 def period_range(first: Period, last: Period, limit: int) -> list[Period]:
@@ -126,3 +131,26 @@ def labels_of(moment: dt.datetime) -> dict[str, str]:
     """The label of each period type that `moment` falls in (Amsterdam time): week, month, quarter and year."""
     day = local_day(moment)
     return {period_type: _period(period_type, day).label for period_type in PERIOD_TYPES}
+
+
+PERIOD_PATTERN = r"^[0-9]{4}(-W[0-9]{2}|-[0-9]{2}|-Q[1-4])?$"
+PERIOD_LABELS = "2026-W41, 2026-10, 2026-Q3 or 2026"
+
+
+class PeriodField(Text):
+    """A query parameter naming a fixed period, loaded as the Period it names (not one that has not started)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"pattern": PERIOD_PATTERN, "description": f"A fixed period, not in the future: {PERIOD_LABELS} "
+                    "(Europe/Amsterdam)"} | kwargs.pop("metadata", {})
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Period:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return parse_period(text, clock.today())
+        except ValueError as exc:
+            raise ma.ValidationError(str(exc)) from None
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else value.label
