@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SPECTRAL := npx --yes @stoplight/spectral-cli@6
 RULESET ?= ../shared/conformance/nl-api-design-rules.spectral.yaml
 
-.PHONY: run test test-dates fuzz lint openapi install clean faults load bench swagger-ui lock
+.PHONY: run test test-fast test-dates fuzz lint openapi install clean faults load bench swagger-ui lock
 
 # Exact versions (with hashes) from the lock file; pyproject.toml keeps the compatible ranges (`make lock`).
 $(BIN)/risk-register: pyproject.toml requirements-dev.lock
@@ -27,6 +27,10 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+# Everything but the tests marked slow (real servers, browsers, fuzzing, attack worlds): for a developer's loop.
+test-fast: install
+	$(BIN)/pytest -m "not slow"
 
 # The date-sensitive tests once more as if on other days (the service's clock, see tests/conftest.py).
 DATE_SENSITIVE := tests/stats tests/exports/test_exports.py tests/test_retention.py tests/test_demo.py tests/test_clock.py

@@ -1,4 +1,4 @@
-"""The physical reference of issue 6: a minimal Flask + SQLAlchemy app that inserts one row and answers JSON.
+"""The physical reference: a minimal Flask + SQLAlchemy app that inserts one row and answers JSON.
 
     DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/rr_bench_x \
         .venv/bin/python -m gunicorn -c python:service.gunicorn --workers 2 --pythonpath bench baseline_app:app

@@ -1,7 +1,7 @@
 """Worker CPU and SQL statements per write request, in-process (Flask test client) against PostgreSQL.
 
-The figure that bounds `POST /v1/incidents` and `_batch` under gunicorn is the worker's CPU per request (issue 6:
-PostgreSQL is not the bottleneck). This measures it directly with time.process_time, which a busy shared machine
+The figure that bounds `POST /v1/incidents` and `_batch` under gunicorn is the worker's CPU per request
+(PostgreSQL is not the bottleneck). This measures it directly with time.process_time, which a busy shared machine
 disturbs far less than wall-clock rates, and counts the statements each request sends:
 
     .venv/bin/python bench/cpu_per_request.py [SERVER_URL] [--singles 300] [--batches 6] [--profile single|batch]

@@ -1,4 +1,4 @@
-"""The export's serialisation rate in-process (issue 6): the fast path against the first one, in the same run.
+"""The export's serialisation rate in-process: the fast path against the first one, in the same run.
 
     .venv/bin/python bench/export_rate.py [--incidents 100000] [--rounds 3] [--database-url URL]
                                           [--server-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]

@@ -1,4 +1,4 @@
-"""Fault injection against a real gunicorn and a real PostgreSQL that this script starts and owns (issue 7).
+"""Fault injection against a real gunicorn and a real PostgreSQL that this script starts and owns.
 
 Three scenarios under load, each followed by checks against the database itself:
 

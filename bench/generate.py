@@ -1,4 +1,4 @@
-"""A synthetic national register for the benchmarks (issue 6), loaded by COPY and then rolled up by `rebuild`.
+"""A synthetic national register for the benchmarks, loaded by COPY and then rolled up by `rebuild`.
 
     .venv/bin/python bench/generate.py [--incidents 1000000] [--server-url postgresql+psycopg://postgres@127.0.0.1/postgres]
 

@@ -1,6 +1,6 @@
 """A rough in-process ingest rate: single creates and batches of 500 through the Flask test client.
 
-Not the real benchmark (that drives gunicorn from another process, issue 6); it shows the order of magnitude of
+Not the real benchmark (that drives gunicorn from another process, bench/run.py); it shows the order of magnitude of
 the write path, counts its SQL statements, and measures in the same run what the access log's hash-chain append
 costs single creates (an app with the access-log hook removed as the baseline). Usage:
 

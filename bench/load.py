@@ -1,4 +1,4 @@
-"""Load test: 50 concurrent clients for 60 seconds of mixed traffic against gunicorn on PostgreSQL (issue 7).
+"""Load test: 50 concurrent clients for 60 seconds of mixed traffic against gunicorn on PostgreSQL.
 
     .venv/bin/python bench/load.py [--clients 50] [--duration 60] [--workers 2] [--drivers 1] [--incidents 5000]
                                    [--server-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--output F]

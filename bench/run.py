@@ -1,4 +1,4 @@
-"""The benchmark of issue 6: the service against its physical baseline, side by side in one run (`make bench`).
+"""The benchmark: the service against its physical baseline, side by side in one run (`make bench`).
 
     .venv/bin/python bench/run.py [--incidents 1000000] [--at-scale 5000000] [--duration 20] [--threads 2]
                                   [--connections 16] [--server-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
@@ -533,9 +533,9 @@ def markdown(result: dict[str, Any]) -> str:
         ]
     rows = [
         ("baseline `GET /hello`", f"{f['baselineHello']['requestsPerSecond']:,.0f} req/s, p99 "
-         f"{f['baselineHello']['p99Ms']} ms", "reference (issue: ~6,400)", "-"),
+         f"{f['baselineHello']['p99Ms']} ms", "reference", "-"),
         ("baseline `POST /rows` (one INSERT)", f"{f['baselinePost']['requestsPerSecond']:,.0f} req/s, p99 "
-         f"{f['baselinePost']['p99Ms']} ms", "reference (issue: ~1,900)", "-"),
+         f"{f['baselinePost']['p99Ms']} ms", "reference", "-"),
         ("`POST /v1/incidents`", f"{f['create']['requestsPerSecond']:,.0f} req/s = "
          f"{r['createVsBaseline']['value']:.0%} of baseline, p99 {f['create']['p99Ms']} ms",
          ">= 50% of baseline; p99 reported", met("createVsBaseline")),

@@ -120,7 +120,7 @@ def child_exit(_server: Any, worker: Any) -> None:
         multiprocess.mark_process_dead(worker.pid)
 
 
-# The cyclic garbage collector took ~18% of a 500-incident batch's CPU (issue 6): at the default threshold of 700
+# The cyclic garbage collector took ~18% of a 500-incident batch's CPU: at the default threshold of 700
 # allocations it ran every few hundred rows, each time walking every object the batch still held. Requests leave
 # little cyclic garbage (reference counting frees the rest), so collecting young objects every 20,000 allocations
 # keeps memory flat while the batch path stops paying for it.

@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
 from service.config import API_VERSION
+from service.db import db
 
 # The text format generate_latest writes (prometheus_client's CONTENT_TYPE_LATEST names a newer one).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -81,8 +82,8 @@ class ScrapeTimeMetrics(Collector):
         estimate = (text("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = 'incident'")
                     if engine.dialect.name == "postgresql" else text("SELECT count(*) FROM incident"))
         try:
-            with engine.connect() as connection:
-                found = connection.execute(estimate).scalar() or 0
+            with db.long_read() as reader:  # a read of its own: it must not wait for writers (SQLite's write lock)
+                found = reader.scalar(estimate) or 0
         except SQLAlchemyError:
             return 0  # a scrape must not fail with the database: /readyz reports that
         return int(found) // INCIDENTS_STEP * INCIDENTS_STEP

@@ -33,7 +33,7 @@ LATENCY = Histogram("http_request_duration_seconds", "Time to answer a request",
 
 
 # alembic is imported where migrations run (the CLI, tests), never by a serving worker: it costs each worker about
-# 10 MiB of resident memory (issue 6), and /readyz only needs the newest revision's id and the database's.
+# 10 MiB of resident memory, and /readyz only needs the newest revision's id and the database's.
 
 
 def alembic_config(database_url: str | None = None) -> Config:
@@ -95,8 +95,8 @@ def readyz() -> Response | dict[str, str]:
     """The database answers and its schema is at the newest migration."""
     expected = schema_head()
     try:
-        with db.engine.connect() as connection:
-            current = schema_revision(connection)
+        with db.long_read() as reader:  # a read: it must not wait for a writer (SQLite's write lock)
+            current = schema_revision(reader.connection())
     except SQLAlchemyError:
         return problem(503, "The database is unreachable.", headers={"Retry-After": "5"})
     if current != expected:

@@ -35,7 +35,7 @@ SHARED_COUNT_LOCK = 0x7261_7465_6C69_6D74  # "ratelimt"
 class InlineExpiryMemoryStorage(MemoryStorage):
     """limits' in-memory storage, with its bookkeeping done inline at most once a second instead of by a timer
     thread. The stock one starts a new threading.Timer on most hits (each lives 10 ms): under load that was a
-    thread start, and a wait for it to be scheduled, on every other request (the write path's profile, issue 6).
+    thread start, and a wait for it to be scheduled, on every other request (the write path's profile).
     Expiry only frees memory; the limits themselves compare timestamps on every hit and are unchanged."""
 
     STORAGE_SCHEME = ["register-memory"]

@@ -55,6 +55,13 @@ if TEST_TODAY:
 SUITE_CLOCK = CLOCK.setting()  # restored after every test: the suite's time goes on ticking, never back
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A browser is slow to start: the browser tests are marked slow (make test-fast leaves them out)."""
+    for item in items:
+        if "browser" in item.path.parts:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "clock(moment): run the test with the service's clock started at this day "
                                        "(noon in Amsterdam) or date-time")

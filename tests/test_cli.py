@@ -258,6 +258,7 @@ def test_demo_prints_for_the_given_port_a_statistics_request_with_data_and_the_d
     assert sum(unit["incidents"]["value"] or 0 for unit in answer.json["units"]) > 0
 
 
+@pytest.mark.slow
 def test_the_printed_lines_run_in_a_shell_against_the_served_demo(cli, database_file, tmp_path):
     if shutil.which("curl") is None:
         unavailable("curl is not installed", "curl")

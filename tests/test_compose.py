@@ -290,6 +290,7 @@ def _image_environment(folder: Path) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in declared.split()) | {"INSTANCE_PATH": str(folder)}
 
 
+@pytest.mark.slow
 def test_the_stack_runs_as_written(scratch_stack, tmp_path):
     stack = scratch_stack
     local = {"PGHOST": stack["PG_HOST"], "PGPORT": stack["PG_PORT"]}

@@ -38,7 +38,7 @@ from service.taxonomy.service import load_taxonomy
 from tests.factories import make_institution, make_location
 
 # Valid periods are drawn from 2025 and 2026.
-pytestmark = pytest.mark.clock("2026-11-20")
+pytestmark = [pytest.mark.clock("2026-11-20"), pytest.mark.slow]
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
 

@@ -146,6 +146,7 @@ def test_gunicorn_logs_the_kind_of_refusal_never_the_request(server: Server) -> 
     assert CANARY not in log
 
 
+@pytest.mark.slow
 def test_the_token_limit_holds_across_workers_without_redis(server: Server) -> None:
     # Per worker, two workers let the first 429 come at request 42 to 59; shared, it comes at request 31.
     form = "grant_type=client_credentials&client_id=nobody&client_secret=wrong"

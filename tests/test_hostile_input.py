@@ -1,4 +1,4 @@
-"""Hostile input over every operation of the OpenAPI document (issue 13).
+"""Hostile input over every operation of the OpenAPI document.
 
 The operations and their fields are read from the app's own document: every string, integer and boolean in a
 request body (nested objects and arrays included), query parameter, header parameter and path parameter. Into each

@@ -182,6 +182,7 @@ def gunicorn_register(tmp_path: Path) -> dict[str, Any]:
     return {"url": url, "location": location.id, "client": (str(client.id), secret)}
 
 
+@pytest.mark.slow
 def test_under_gunicorn_every_line_is_json_with_the_request_fields_and_nothing_identifying(gunicorn_register,
                                                                                          tmp_path):
     port = free_port()

@@ -157,3 +157,33 @@ def test_expired_hits_are_forgotten_as_new_ones_arrive(session):
         ("token/a", 1030.0), ("token/a", 1061.0), ("token/b", 1002.0)]
     count_shared_hit(session, "token/a", limit, now=1062.0)  # every address's expired hits go, not only its own
     assert ("token/b", 1002.0) not in set(session.execute(select(RateLimitHit.key, RateLimitHit.at)))
+
+
+def test_the_pinned_limits_calls_the_scheduler_the_service_replaces(monkeypatch):
+    """service/ratelimit.py overrides a private method of limits' MemoryStorage (pinned in pyproject.toml): this
+    version must still call it on every hit, and the override must start no timer thread."""
+    import threading
+
+    from limits import __version__, parse
+    from limits.storage import MemoryStorage
+
+    from service.ratelimit import InlineExpiryMemoryStorage
+
+    assert __version__ == "5.8.0"
+    assert callable(getattr(MemoryStorage, "_MemoryStorage__schedule_expiry", None))
+    called = []
+    monkeypatch.setattr(InlineExpiryMemoryStorage, "_MemoryStorage__schedule_expiry",
+                        lambda self: called.append(1))
+    storage = InlineExpiryMemoryStorage()
+    limit = parse("5 per minute")
+    storage.acquire_entry("key", limit.amount, limit.get_expiry())
+    storage.incr("counter", 60)
+    assert called == [1, 1]
+    monkeypatch.undo()
+    fresh = InlineExpiryMemoryStorage()
+    fresh.timer.join()  # the one limits starts when it is built
+    started = threading.active_count()
+    for _ in range(50):
+        fresh.acquire_entry("key", 100, 60)
+    assert threading.active_count() == started
+    assert not fresh.timer.is_alive()

@@ -1,4 +1,4 @@
-"""Input taken at its word (issue 13): JSON that cannot be read is a 400, JSON types are strict, text is text, and
+"""Input taken at its word: JSON that cannot be read is a 400, JSON types are strict, text is text, and
 an unknown key is never echoed when it could be an identifier. Through HTTP; the hostile walk over every operation
 is tests/test_hostile_input.py."""
 

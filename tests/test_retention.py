@@ -1,4 +1,4 @@
-"""Retention (issue 5, DESIGN §6): the purge forgets what is past its period, leaves statistics as a rebuild
+"""Retention (DESIGN §6): the purge forgets what is past its period, leaves statistics as a rebuild
 would compute them, logs what it removed, and a dry run changes nothing.
 
 Old incidents are recorded through the service with a Caller (it does not re-check the input rules), so their

@@ -1,4 +1,4 @@
-"""What a serving worker loads (issue 6: at most 150 MB resident per gunicorn worker).
+"""What a serving worker loads (at most 150 MB resident per gunicorn worker).
 
 Migration tooling and test tooling stay out of a worker: alembic alone costs it about 10 MiB, so /readyz reads the
 newest revision from the migration scripts itself. That reading must agree with alembic's on any revision graph.
@@ -75,6 +75,7 @@ def test_two_heads_are_refused_as_alembic_refuses_them(tmp_path: Path, monkeypat
         schema_head.cache_clear()
 
 
+@pytest.mark.slow
 def test_a_worker_that_answered_readyz_has_loaded_no_migration_or_test_tooling(tmp_path: Path) -> None:
     """In a fresh interpreter, as gunicorn's worker would: the app, a migrated database, one /readyz, the
     statistics' arithmetic."""

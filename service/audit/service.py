@@ -111,10 +111,7 @@ def verify_chain(session: Session, key: bytes, batch: int = 5000) -> Verificatio
 
 def events_for(caller: Caller) -> Select[tuple[AccessEvent]]:
     """The events an auditor may read: of its municipalities, or all for national scope."""
-    stmt = select(AccessEvent)
-    if not caller.national:
-        stmt = stmt.where(AccessEvent.municipality_code.in_(caller.municipality_codes))
-    return stmt
+    return select(AccessEvent).where(caller.scope(AccessEvent.municipality_code))
 
 
 def find_events(session: Session, caller: Caller, *, occurred_from: dt.datetime | None = None,

@@ -16,6 +16,7 @@ import jwt
 from flask import Flask, Response, current_app, g, request
 from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
 from flask_smorest.utils import deepupdate
+from sqlalchemy import ColumnElement, true
 
 from service.auth.models import Role
 from service.auth.service import NATIONAL, token_refused
@@ -44,6 +45,11 @@ class Caller:
 
     def covers(self, municipality_code: str) -> bool:
         return self.national or municipality_code in self.municipality_codes
+
+    def scope(self, municipality: ColumnElement[str]) -> ColumnElement[bool]:
+        """The condition that keeps a query inside the caller's municipalities: every query of analysts' and
+        auditors' data starts from it (true for national scope)."""
+        return true() if self.national else municipality.in_(self.municipality_codes)
 
 
 def current_caller() -> Caller:

@@ -4,7 +4,7 @@ Rows are read as plain Core tuples of exactly the exported columns (never the OR
 fingerprints are not even fetched), 500 at a time from a server-side cursor, and each 500 leave as one chunk
 serialised by orjson. The lists are read as their stored JSON text and the timestamps without SQLAlchemy's
 per-value conversion: with ORM entities, a dict and json.dumps per row and one chunk per row, these made the first
-version about four times slower (issue 6). tests/exports/reference.py keeps that version as the oracle whose bytes
+version about four times slower. tests/exports/reference.py keeps that version as the oracle whose bytes
 the output must equal.
 """
 
@@ -65,12 +65,10 @@ def exported_incidents(caller: Caller, first: Period, last: Period, generated_at
     """Incidents at locations in the auditor's scope that occurred in [first, last], recorded by generated_at."""
     start = dt.datetime.combine(first.start, dt.time(), AMSTERDAM)
     end = dt.datetime.combine(last.end, dt.time(), AMSTERDAM)
-    stmt = (select(*EXPORTED).join(Location, Location.id == Incident.location_id)
-            .where(Incident.occurred_at >= start, Incident.occurred_at < end, Incident.recorded_at <= generated_at))
-    if not caller.national:
-        # Scoped like analysts: by where the signal was logged.
-        stmt = stmt.where(Location.municipality_code.in_(caller.municipality_codes))
-    return stmt
+    # Scoped like analysts: by where the signal was logged.
+    return (select(*EXPORTED).join(Location, Location.id == Incident.location_id)
+            .where(caller.scope(Location.municipality_code), Incident.occurred_at >= start, Incident.occurred_at < end,
+                   Incident.recorded_at <= generated_at))
 
 
 def count_rows(session: Session, stmt: Select[Any]) -> int:

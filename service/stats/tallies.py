@@ -163,9 +163,7 @@ def in_scope(caller: Caller, query: Query) -> Any:
     """The scope condition on locations (cell rollups, capacities, incidents)."""
     if (municipality := _asked_municipality(caller, query)) is not None:
         return Location.municipality_code == municipality
-    if caller.national:
-        return True
-    return Location.municipality_code.in_(caller.municipality_codes)
+    return caller.scope(Location.municipality_code)
 
 
 class days_between(FunctionElement[int]):

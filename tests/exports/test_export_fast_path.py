@@ -1,4 +1,4 @@
-"""The export's fast path (issue 6) writes what its first version wrote, byte for byte, and reads nothing else.
+"""The export's fast path writes what its first version wrote, byte for byte, and reads nothing else.
 
 tests/exports/reference.py is that first version (ORM entities, a dict and json.dumps per row). Both run here on
 the same rows: awkward text (non-ASCII, DEL, control characters, every formula prefix), timestamps with and without

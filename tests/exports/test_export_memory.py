@@ -1,4 +1,4 @@
-"""An export streams (issue 5): exporting 100,000 rows takes hardly more of the process's memory than 1,000 rows.
+"""An export streams: exporting 100,000 rows takes hardly more of the process's memory than 1,000 rows.
 
 The rows are bulk-inserted in batches (one executemany each; no rollups, since an export reads the incident table
 only). Each export's body is then iterated chunk by chunk without being kept, sampling the process's resident set
@@ -105,6 +105,7 @@ def _export(client: FlaskClient, headers: dict[str, str], media: str, *, keep: b
     return peak - before, rows, size
 
 
+@pytest.mark.slow
 def test_exporting_100k_rows_keeps_memory_flat(
         client: FlaskClient, session: Session, connection: Connection, token_for: Any) -> None:
     small = make_location(session, make_institution(session, municipality_code="GM0034"))

@@ -1,4 +1,4 @@
-"""Auditor exports (issue 5): both formats parsed back and compared field by field with the database rows.
+"""Auditor exports: both formats parsed back and compared field by field with the database rows.
 
 Also: the re-keyed resident pseudonym, nothing write-only or identifying in either format, the metadata headers and
 the final NDJSON record, content negotiation, period validation, municipality scope, retracted incidents, the access

@@ -377,7 +377,7 @@ def test_a_correction_of_one_nested_field_keeps_its_siblings(
     assert kept(corrected.json) == expected
 
 
-# Identifiers an integrator might put where the register does not look for them (issue 13): in a reference, a name,
+# Identifiers an integrator might put where the register does not look for them: in a reference, a name,
 # a request id or an idempotency key. Each is refused, replaced or kept only as a keyed hash, and none reaches a log,
 # an export, a statistic, the access log or a table.
 PLANTED = {

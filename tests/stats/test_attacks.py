@@ -31,7 +31,7 @@ from service.stats.service import DELAY_BANDS
 from tests.factories import make_institution, make_location
 from tests.stats.factories import parts_of, seed
 
-pytestmark = pytest.mark.clock("2026-11-20")  # the worlds live in 2026-Q2
+pytestmark = [pytest.mark.clock("2026-11-20"), pytest.mark.slow]  # the worlds live in 2026-Q2
 
 HOTSPOTS, FUNNEL = "/v1/stats/hotspots", "/v1/stats/reporting-funnel"
 MONTHS = ("2026-04", "2026-05", "2026-06")
@@ -131,7 +131,7 @@ def analyst_of(client: FlaskClient, token_for: Any, world: World) -> Analyst:
 
 def test_a_dominated_cell_is_blurred_by_a_third_of_its_dominant_contribution_in_every_difference(
         client, session, token_for):
-    """The 39 of the issue, 30 of them one young person's: every difference the API allows carries that person's
+    """A location of 39 signals, 30 of them one young person's: every difference the API allows carries that person's
     fixed noise (up to a third of 30), so averaging them all still leaves the estimate spread over +/-10 of 39, as
     the p% rule with p = 33% asks. Before, it was pinned to 32..48 by rounding alone."""
     errors = []
@@ -178,9 +178,9 @@ def test_a_cell_below_the_threshold_is_not_pinned_by_any_difference(client, sess
 
 
 def test_one_young_person_at_one_place_in_one_week_is_not_singled_out(client, session, token_for):
-    """The issue's table: kind x exploitationType filters with an ageBand breakdown at a small location in one week
-    gave 89 exact zeros and one suppressed cell. Now a request holds one attribute at most, and a unit below 2K
-    shows no attribute cell at all, zeros included."""
+    """The table that once did it: kind x exploitationType filters with an ageBand breakdown at a small location in
+    one week gave 89 exact zeros and one suppressed cell. Now a request holds one attribute at most, and a unit below
+    2K shows no attribute cell at all, zeros included."""
     code = f"GM{next(_municipalities)}"
     location = make_location(session, make_institution(session, municipality_code=code))
     seed(session, location, 3, residents=["ONE"], kind="recruitmentAttempt", exploitation_type="sexual",

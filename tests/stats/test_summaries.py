@@ -230,6 +230,7 @@ def _replay(session: Any, spread: list[Any], steps: list[Any]) -> None:
 
 @settings(max_examples=40, derandomize=True, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@pytest.mark.slow
 @given(steps=history)
 def test_after_any_history_summaries_equal_a_recount_the_cells_and_a_rebuild(session, spread, steps):
     savepoint = session.begin_nested()  # each example starts from no incidents
