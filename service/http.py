@@ -244,6 +244,13 @@ def produces(*media_types: str) -> Callable[[Callable[..., Any]], Callable[..., 
     return mark
 
 
+def checks_secrets(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Declare a view that checks client secrets (slow on purpose: Argon2): service/ratelimit.py limits it per
+    address with TOKEN_RATE_LIMIT, counted where every worker and host shares the count."""
+    view.checks_secrets = True  # type: ignore[attr-defined]
+    return view
+
+
 def _negotiate_media_types() -> None:
     handler = view_handler(current_app.view_functions.get(request.endpoint or ""))
     if handler is None:

@@ -24,7 +24,7 @@ from service import clock
 from service.config import Settings
 from service.db import Base, db
 from service.docs import blp as docs
-from service.http import problem
+from service.http import problem, view_handler
 from service.operations import blp as operations
 
 # One lock for every shared count on PostgreSQL (SQLite has one writer): the counting transaction is short, and
@@ -95,10 +95,14 @@ def _client_or_address() -> str:
     return g.get("client_id") or get_remote_address()
 
 
+def _checks_secrets() -> bool:
+    return getattr(view_handler(current_app.view_functions.get(request.endpoint or "")), "checks_secrets", False)
+
+
 def _limit_token_requests(limit: RateLimitItem) -> Response | None:
-    """The token endpoints' limit per address, counted in a transaction of its own that commits before the work
-    (a refused secret rolls the request back, and must still count)."""
-    if request.blueprint != "oauth":
+    """The limit per address of views that check secrets, counted in a transaction of its own that commits before
+    the work (a refused secret rolls the request back, and must still count)."""
+    if not _checks_secrets():
         return None
     session = db.sessionmaker()
     try:
@@ -139,11 +143,9 @@ def init_app(app: Flask, settings: Settings) -> None:
                       key_prefix="risk-register", headers_enabled=False)
     limiter.exempt(operations)
     limiter.exempt(docs)
-    # The token endpoints are public and run Argon2: a tighter limit per address keeps guessing and floods slow,
-    # and it holds across workers and hosts whatever the deployment.
-    from service.auth.routes import oauth
-
-    limiter.exempt(oauth)
+    # Views that check secrets are public and run Argon2: a tighter limit per address keeps guessing and floods
+    # slow, and it holds across workers and hosts whatever the deployment.
+    limiter.request_filter(_checks_secrets)
     token_limit = parse(settings.token_rate_limit)
     app.before_request(lambda: _limit_token_requests(token_limit))
     app.extensions["limiter"] = limiter

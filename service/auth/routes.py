@@ -28,7 +28,7 @@ from service.auth.schemas import (
 )
 from service.db import db
 from service.errors import DomainError
-from service.http import Blueprint
+from service.http import Blueprint, checks_secrets
 from service.pagination import LINK_HEADER, page_schema, paginated
 
 oauth = Blueprint("oauth", __name__, url_prefix="/v1/oauth",
@@ -66,6 +66,7 @@ def _authenticated_client(form: dict[str, Any]) -> ApiClient:
 
 @oauth.route("/token")
 class Token(MethodView):
+    @checks_secrets
     @oauth.arguments(TokenRequest, location="form")
     @oauth.response(200, TokenOut, headers={"Cache-Control": {"schema": {"type": "string"}}})
     @public
@@ -86,6 +87,7 @@ class Token(MethodView):
 
 @oauth.route("/revoke")
 class Revoke(MethodView):
+    @checks_secrets
     @oauth.arguments(RevocationRequest, location="form")
     @oauth.response(200)
     @public
