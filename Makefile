@@ -50,16 +50,16 @@ openapi: install
 	$(BIN)/risk-register openapi write
 
 faults: install
-	$(BIN)/python bench/faults.py
+	$(BIN)/python -m bench.faults
 
 clean:
 	rm -rf $(VENV) $(VENV)-lock instance .pytest_cache .ruff_cache .hypothesis
 
 load: install
-	$(BIN)/python bench/load.py
+	$(BIN)/python -m bench.load
 
 bench: install
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # Vendor another Swagger UI from the npm registry (service/docs/assets/swagger-ui/VENDORED.md says what and why).
 SWAGGER_UI_VERSION ?= 5.35.0

@@ -1,7 +1,7 @@
 """The physical reference: a minimal Flask + SQLAlchemy app that inserts one row and answers JSON.
 
     DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/rr_bench_x \
-        .venv/bin/python -m gunicorn -c python:service.gunicorn --workers 2 --pythonpath bench baseline_app:app
+        .venv/bin/python -m gunicorn -c python:service.gunicorn --workers 2 bench.baseline_app:app   # from the root
 
 `POST /rows` validates nothing beyond JSON, inserts one row of about the width of an incident (29 columns: a UUID
 key, timestamps, JSON lists, short strings, small integers) into `baseline_row` through a SQLAlchemy session, commits

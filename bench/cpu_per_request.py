@@ -4,12 +4,14 @@ The figure that bounds `POST /v1/incidents` and `_batch` under gunicorn is the w
 (PostgreSQL is not the bottleneck). This measures it directly with time.process_time, which a busy shared machine
 disturbs far less than wall-clock rates, and counts the statements each request sends:
 
-    .venv/bin/python bench/cpu_per_request.py [SERVER_URL] [--singles 300] [--batches 6] [--profile single|batch]
+    .venv/bin/python -m bench.cpu_per_request [SERVER_URL] [--singles 300] [--batches 6] [--profile single|batch]
 
 SERVER_URL defaults to postgresql+psycopg://postgres@127.0.0.1:5432/postgres; a scratch database beside it is
-created, migrated and dropped. Bodies are those of bench/run.py (no Idempotency-Key, like the benchmark), and
-the app runs at log level INFO with the rate limiter on, as under gunicorn. For a before/after comparison run it
-from two checkouts alternately (PYTHONPATH=<checkout>), the machine being shared. Prints one JSON line.
+created, migrated and dropped. Bodies are those of bench/run.py (`bench.common.incident_body`; no Idempotency-Key,
+like the benchmark), and the app runs at log level INFO with the rate limiter on, as under gunicorn. For a
+before/after comparison run it from two checkouts alternately (`PYTHONPATH=<checkout> .venv/bin/python
+bench/cpu_per_request.py`: started as a file, PYTHONPATH comes before this checkout), the machine being shared.
+Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -25,21 +27,16 @@ import time
 import uuid
 from typing import Any
 
-from ingest_loop import prepare
-from run import incident_body
-from scratch import scratch_database
-from sqlalchemy import event
+if not __package__:  # started as a file, not with -m: see bench/_bootstrap.py
+    import _bootstrap  # noqa: F401
 
-from service.db import db
-from service.taxonomy.service import load_taxonomy
+from bench.common import SERVER_URL, incident_body, indicators_by_kind, prepare, scratch_database, statement_log
 
 BATCH = 500
 
 
 def _bodies(rng: random.Random, location_id: str, count: int) -> list[dict[str, Any]]:
-    taxonomy = load_taxonomy()
-    indicators = {kind: sorted(taxonomy.indicators_for(kind))
-                  for kind in ("absence", "recruitmentAttempt", "suspiciousVisitor")}
+    indicators = indicators_by_kind()
     now = dt.datetime.now(dt.UTC)
     bodies = []
     for _ in range(count):
@@ -51,7 +48,7 @@ def _bodies(rng: random.Random, location_id: str, count: int) -> list[dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("server_url", nargs="?", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("server_url", nargs="?", default=SERVER_URL)
     parser.add_argument("--singles", type=int, default=300)
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--profile", choices=["single", "batch"], help="cProfile that phase (stats to stderr)")
@@ -75,9 +72,7 @@ def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
     singles = [json.dumps(b) for b in _bodies(rng, location_id, args.singles + 20)]
     batches = [json.dumps({"items": _bodies(rng, location_id, BATCH)}) for _ in range(args.batches + 1)]
 
-    statements: list[str] = []
-    with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    statements = statement_log(app)
 
     def post(path: str, body: str) -> None:
         response = http.post(path, data=body, headers=headers)

@@ -1,13 +1,13 @@
 """The export's serialisation rate in-process: the fast path against the first one, in the same run.
 
-    .venv/bin/python bench/export_rate.py [--incidents 100000] [--rounds 3] [--database-url URL]
+    .venv/bin/python -m bench.export_rate [--incidents 100000] [--rounds 3] [--database-url URL]
                                           [--server-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
-Without --database-url it creates a scratch database, fills it with `generate.generate()` and drops it afterwards;
-with one it uses that database as it is (already generated). Each round exports every incident of a national
-auditor over the generated years, read in a REPEATABLE READ session as the route does, alternating the first
-serialisation (tests/exports/reference.py: ORM entities, a dict and json.dumps per row) with the service's, for
-NDJSON and CSV; it prints rows/s (wall clock, and per CPU second of this process, which the machine's noise
+Without --database-url it creates a scratch database, fills it with `bench.generate.generate()` and drops it
+afterwards; with one it uses that database as it is (already generated). Each round exports every incident of a
+national auditor over the generated years, read in a REPEATABLE READ session as the route does, alternating the
+first serialisation (tests/exports/reference.py: ORM entities, a dict and json.dumps per row) with the service's,
+for NDJSON and CSV; it prints rows/s (wall clock, and per CPU second of this process, which the machine's noise
 moves less), their ratio, and how far the process's peak RSS grew.
 """
 
@@ -22,14 +22,16 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-from scratch import scratch_database
+if not __package__:  # started as a file, not with -m: see bench/_bootstrap.py
+    import _bootstrap  # noqa: F401
+
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import SERVER_URL, scratch_database, upgrade
+from bench.generate import generate
 
 
 def timed(produce: Callable[[], Iterator[str | bytes]]) -> tuple[float, float, int]:
@@ -88,18 +90,13 @@ def main() -> int:
     parser.add_argument("--incidents", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database-url", help="an already generated database to use as it is")
-    parser.add_argument("--server-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--server-url", default=SERVER_URL)
     args = parser.parse_args()
     if args.database_url:
         print(json.dumps(measure(args.database_url, args.rounds), indent=2))
         return 0
-    from alembic import command
-    from generate import generate
-
-    from service.operations import alembic_config
-
     with scratch_database(args.server_url, "rr_bench") as url:
-        command.upgrade(alembic_config(url), "head")
+        upgrade(url)
         generate(url, args.incidents, secrets.token_bytes(32))
         print(json.dumps(measure(url, args.rounds), indent=2))
     return 0

@@ -19,7 +19,7 @@ Everything runs against 127.0.0.1 on free ports: a cluster made by initdb in a t
 `postgres` OS user when started as root) and a gunicorn started here. Both are stopped and the folder removed at
 the end, also on Ctrl-C. Usage:
 
-    .venv/bin/python bench/faults.py [--keep]      # --keep leaves the temporary folder (logs, cluster) behind
+    .venv/bin/python -m bench.faults [--keep]      # --keep leaves the temporary folder (logs, cluster) behind
 
 Writes bench/results/faults-<UTC date>.json and exits 1 when any check fails.
 """
@@ -27,7 +27,6 @@ Writes bench/results/faults-<UTC date>.json and exits 1 when any check fails.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import datetime as dt
 import http.client
@@ -38,7 +37,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,10 +49,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+if not __package__:  # started as a file, not with -m: see bench/_bootstrap.py
+    import _bootstrap  # noqa: F401
+
+from bench.common import HOST, RESULTS, ROOT, Gunicorn, free_port, token, write_json
+
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 VENV_BIN = Path(sys.executable).parent
-HOST = "127.0.0.1"
 WORKERS = 2
 REQUEST_TIMEOUT = 15.0
 PROBLEM_JSON = "application/problem+json"
@@ -63,12 +64,6 @@ MAX_RETRIES = 10
 
 
 # --------------------------------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 def as_postgres(argv: list[str]) -> list[str]:
@@ -120,59 +115,6 @@ class Cluster:
         if self._ctl("-m", "immediate", "-w", "-t", "20", "stop", check=False).returncode != 0:
             with contextlib.suppress(Exception):  # our own postmaster only: its pid is in our data folder
                 os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
-
-
-def children_of(pid: int) -> list[int]:
-    """Processes whose parent is `pid` (gunicorn's workers are the master's children)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            stat = (entry / "stat").read_text()
-            # The command name is in parentheses and may hold spaces: split after the last ')'.
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return sorted(found)
-
-
-class Gunicorn:
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
-        self.env, self.port, self.log_path = env, port, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        argv = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn", "--bind", f"{HOST}:{self.port}",
-                "--workers", str(WORKERS), "service.wsgi:app"]
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        log.close()
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def workers(self) -> list[int]:
-        return children_of(self.pid)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        workers = self.workers()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-        for pid in workers:  # only the workers of our own master, and only if they outlived it
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 # --------------------------------------------------------------------------------------------------- HTTP
@@ -259,19 +201,6 @@ class Api:
             for item in document.get("items", [document]):
                 if isinstance(item, dict) and "clientReference" in item:
                     call.ids[item["clientReference"]] = item["id"]
-
-    def get_token(self, client_id: str, secret: str) -> None:
-        connection = http.client.HTTPConnection(HOST, self.port, timeout=REQUEST_TIMEOUT)
-        basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-        connection.request("POST", "/v1/oauth/token", body="grant_type=client_credentials",
-                           headers={"Authorization": f"Basic {basic}",
-                                    "Content-Type": "application/x-www-form-urlencoded"})
-        response = connection.getresponse()
-        document = json.loads(response.read())
-        connection.close()
-        if response.status != 200:
-            raise RuntimeError(f"token endpoint answered {response.status}: {document}")
-        self.token = document["access_token"]
 
 
 def incident(location_id: str, ref: str) -> dict[str, Any]:
@@ -748,17 +677,6 @@ def seed(url: str) -> tuple[str, str]:
     return ids
 
 
-def wait_ready(api: Api, gunicorn: Gunicorn, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not gunicorn.alive():
-            raise RuntimeError("gunicorn exited during start-up; see its log")
-        if api.send(Traffic.readyz(), time.monotonic()).status == 200:
-            return
-        time.sleep(0.2)
-    raise RuntimeError("gunicorn did not become ready")
-
-
 def summarise_log(path: Path) -> dict[str, Any]:
     """gunicorn's and the service's log lines, counted: levels, request statuses, exceptions in tracebacks, and the
     warnings and errors grouped by message (timestamps, pids, request ids and addresses taken out)."""
@@ -858,11 +776,10 @@ def main() -> int:
         institution_id, location_id = seed(url)
         client = json.loads(run_cli(env, "clients", "create", "--role", "institution", "--name", "faults",
                                     "--institution-id", institution_id, "--json"))
-        gunicorn = Gunicorn(env, free_port(), work / "gunicorn.log")
-        gunicorn.start()
+        gunicorn = Gunicorn(env, work / "gunicorn.log", workers=WORKERS).start()
+        gunicorn.wait_ready(seconds=30)
         api = Api(gunicorn.port)
-        wait_ready(api, gunicorn)
-        api.get_token(client["clientId"], client["clientSecret"])
+        api.token = token(gunicorn.port, client["clientId"], client["clientSecret"], REQUEST_TIMEOUT)
         setup = Setup(api, gunicorn, cluster, Register(url, institution_id, env), location_id, database)
         print(f"scratch cluster on {HOST}:{cluster.port} ({pg_folder}), gunicorn on {HOST}:{gunicorn.port} "
               f"(master {gunicorn.pid}, workers {gunicorn.workers()}), log {work / 'gunicorn.log'}")
@@ -890,7 +807,7 @@ def main() -> int:
         print(f"set-up failed: {result['error']}", file=sys.stderr)
     finally:
         if gunicorn is not None:
-            gunicorn.stop()
+            gunicorn.stop(seconds=15)
         cluster.destroy()
         result["gunicornLog"] = summarise_log(work / "gunicorn.log")
         if args.keep:
@@ -906,9 +823,7 @@ def main() -> int:
     scenarios = result["scenarios"]
     result["passed"] = bool(scenarios) and len(scenarios) == 4 and all(s.get("passed") for s in scenarios.values()) \
         and "error" not in result and not result.get("interrupted")
-    out = ROOT / "bench" / "results" / f"faults-{started_at.date().isoformat()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    out = write_json(RESULTS / f"faults-{started_at.date().isoformat()}.json", result)
     print_summary(result, out)
     return 0 if result["passed"] else 1
 

@@ -1,9 +1,10 @@
 """A synthetic national register for the benchmarks, loaded by COPY and then rolled up by `rebuild`.
 
-    .venv/bin/python bench/generate.py [--incidents 1000000] [--server-url postgresql+psycopg://postgres@127.0.0.1/postgres]
+    .venv/bin/python -m bench.generate [--incidents 1000000] [--server-url postgresql+psycopg://postgres@127.0.0.1/postgres]
 
 Standalone it creates a scratch database `rr_bench_<random>`, runs `alembic upgrade head`, generates, prints the
-timings and drops the database again; `bench/run.py` calls `generate()` on its own scratch database.
+timings and drops the database again; `bench/run.py` and `bench/export_rate.py` call `generate()` on scratch
+databases of their own.
 
 - 40 municipalities, 400 institutions (10 each), 2,000 locations (5 each) with capacities of 4-40 places.
 - Incidents over the 3 years before today, with seasonality (more in winter), skewed location rates (log-normal,
@@ -28,9 +29,13 @@ import uuid
 from itertools import accumulate
 from typing import Any
 
-from scratch import scratch_database
+if not __package__:  # started as a file, not with -m: see bench/_bootstrap.py
+    import _bootstrap  # noqa: F401
+
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
+
+from bench.common import SERVER_URL, indicators_by_kind, scratch_database, upgrade
 
 MUNICIPALITIES, INSTITUTIONS_PER, LOCATIONS_PER = 40, 10, 5
 YEARS = 3
@@ -117,8 +122,7 @@ def generate(database_url: str, incidents: int, master_key: bytes, key_version: 
     day_weights = list(accumulate(1 + 0.23 * math.cos(2 * math.pi * (d.timetuple().tm_yday - 15) / 365.25)
                                   for d in days))
     taxonomy = load_taxonomy()
-    indicators = {k: sorted(taxonomy.indicators_for(k)) for k in ("absence", "recruitmentAttempt",
-                                                                    "suspiciousVisitor")}
+    indicators = indicators_by_kind()
     engine = create_engine(database_url)
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -174,14 +178,10 @@ def generate(database_url: str, incidents: int, master_key: bytes, key_version: 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--incidents", type=int, default=1_000_000)
-    parser.add_argument("--server-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--server-url", default=SERVER_URL)
     args = parser.parse_args()
-    from alembic import command
-
-    from service.operations import alembic_config
-
     with scratch_database(args.server_url, "rr_bench") as url:
-        command.upgrade(alembic_config(url), "head")
+        upgrade(url)
         result = generate(url, args.incidents, secrets.token_bytes(32))
     result.pop("locationsByInstitution")
     print(json.dumps(result, indent=2))

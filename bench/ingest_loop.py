@@ -4,7 +4,7 @@ Not the real benchmark (that drives gunicorn from another process, bench/run.py)
 the write path, counts its SQL statements, and measures in the same run what the access log's hash-chain append
 costs single creates (an app with the access-log hook removed as the baseline). Usage:
 
-    .venv/bin/python bench/ingest_loop.py [POSTGRES_SERVER_URL]   # default: a fresh SQLite file
+    .venv/bin/python -m bench.ingest_loop [POSTGRES_SERVER_URL]   # default: a fresh SQLite file
 
 On PostgreSQL it creates a scratch database beside the one named and drops it afterwards.
 
@@ -16,26 +16,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import platform
-import secrets
 import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
 
-from alembic import command
-from flask import Flask
-from flask_jwt_extended import create_access_token
-from scratch import scratch_database
-from sqlalchemy import event
+if not __package__:  # started as a file, not with -m: see bench/_bootstrap.py
+    import _bootstrap  # noqa: F401
 
+from bench.common import RESULTS, prepare, scratch_database, statement_log, write_json
 from service import create_app
-from service.auth import service as auth
-from service.auth.models import Role
-from service.config import Settings
-from service.db import db
-from service.operations import alembic_config
-from service.registry.models import Capacity, Institution, Location, Sector, Setting
 
 SINGLES, BATCHES = 300, 6
 
@@ -55,34 +45,12 @@ def main() -> None:
         run(url)
 
 
-def prepare(url: str) -> tuple[Flask, str, str]:
-    """Migrate the database at `url`, seed one institution with a location and a client: (app, token, location)."""
-    command.upgrade(alembic_config(url), "head")
-    app = create_app(Settings(environment="test", instance_path=Path(tempfile.mkdtemp()), database_url=url,
-                              token_secret=secrets.token_hex(32), pseudonym_master_key=secrets.token_bytes(32),
-                              rate_limit="1000000 per minute"))
-    with app.app_context():
-        institution = Institution(name="bench", sector=Sector.YOUTH_CARE, municipality_code="GM0014")
-        db.session.add(institution)
-        db.session.flush()
-        location = Location(institution_id=institution.id, name="bench", postcode4="9712", municipality_code="GM0014",
-                            setting=Setting.OPEN, capacities=[Capacity(valid_from=dt.date(2024, 1, 1), places=10)])
-        db.session.add(location)
-        client, _ = auth.create_client(db.session, name="bench", role=Role.INSTITUTION, institution_id=institution.id)
-        token = create_access_token(identity=str(client.id), additional_claims=auth.token_claims(client))
-        location_id = str(location.id)
-        db.finish(commit=True)
-    return app, token, location_id
-
-
 def run(url: str) -> None:
     app, token, location_id = prepare(url)
     http = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
 
-    statements: list[str] = []
-    with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    statements = statement_log(app)
     http.post("/v1/incidents", json=_body(location_id, 0), headers=headers | {"Idempotency-Key": "warm"})
     statements.clear()
     http.post("/v1/incidents", json=_body(location_id, 1), headers=headers | {"Idempotency-Key": "count"})
@@ -125,8 +93,7 @@ def run(url: str) -> None:
               "singleCreatesPerSecondWithAccessLog": round(sorted(with_log)[1], 1),
               "singleCreatesPerSecondWithoutAccessLog": round(sorted(without_log)[1], 1),
               "accessLogCostRatio": round(sorted(with_log)[1] / sorted(without_log)[1], 3)}
-    out = Path(__file__).parent / "results" / f"ingest-loop-{dt.date.today()}-{result['database']}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(RESULTS / f"ingest-loop-{dt.date.today()}-{result['database']}.json", result)
     print(json.dumps(result, indent=2))
 
 

@@ -1,6 +1,6 @@
 """Load test: 50 concurrent clients for 60 seconds of mixed traffic against gunicorn on PostgreSQL.
 
-    .venv/bin/python bench/load.py [--clients 50] [--duration 60] [--workers 2] [--drivers 1] [--incidents 5000]
+    .venv/bin/python -m bench.load [--clients 50] [--duration 60] [--workers 2] [--drivers 1] [--incidents 5000]
                                    [--server-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--output F]
 
 1. Creates a scratch database `rr_load_<random>` beside the one named, runs `alembic upgrade head` and seeds
@@ -24,22 +24,16 @@ the expected status or an export stream is incomplete, or gunicorn logs an error
 from __future__ import annotations
 
 import argparse
-import base64
-import contextlib
 import datetime as dt
 import http.client
 import json
 import multiprocessing
 import os
-import platform
 import random
 import re
 import resource
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -49,12 +43,33 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from scratch import scratch_database
+if not __package__:  # started as a file, not with -m: see bench/_bootstrap.py
+    import _bootstrap  # noqa: F401
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+from bench.common import (
+    RESULTS,
+    ROOT,
+    SERVER_URL,
+    Gunicorn,
+    backends,
+    call,
+    children,
+    cpu_seconds,
+    indicators_by_kind,
+    log_problems,
+    machine,
+    percentile,
+    periods,
+    plain_env,
+    rss_kib,
+    scratch_database,
+    system_busy,
+    token,
+    upgrade,
+    write_json,
+)
+
 MUNICIPALITY = "GM0014"
-AMSTERDAM = "Europe/Amsterdam"
 CREATE, BATCH, LIST = "POST /v1/incidents", "POST /v1/incidents/_batch", "GET /v1/incidents"
 HOTSPOTS, EXPORT = "GET /v1/stats/hotspots", "GET /v1/exports/incidents"
 ROUTES = {CREATE: 50, BATCH: 10, LIST: 20, HOTSPOTS: 15, EXPORT: 5}
@@ -62,7 +77,6 @@ EXPECTED = {CREATE: 201, BATCH: 201, LIST: 200, HOTSPOTS: 200, EXPORT: 200}
 # The service's own log line: "<request id> <METHOD> <rule> <status> <ms>ms client=<id>".
 LOG_LINE = re.compile(r" INFO service\.request \S+ (?P<method>[A-Z]+) (?P<rule>\S+) (?P<status>\d{3}) "
                       r"(?P<ms>[\d.]+)ms ")
-PROBLEM = re.compile(r"Traceback|\b(ERROR|CRITICAL)\b|WORKER TIMEOUT|Worker \(pid:\d+\) was sent")
 BATCH_SIZE = 20
 POSTCODES = ["9711", "9712", "9713", "9714", "9721", "9722", "9723", "9724", "9741", "9742", "9743", "9744"]
 
@@ -176,23 +190,10 @@ def drive(cfg: dict[str, Any], indexes: list[int], ready: Any, go: Any, start_at
     results.put({"pid": os.getpid(), "samples": samples, "cpuSeconds": cpu, "wallSeconds": time.perf_counter() - wall})
 
 
-# --- setup: database, seed, gunicorn, tokens --------------------------------------------------------------------
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a gunicorn master gracefully, then by force after 30 s."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
+# --- setup: database and seed ----------------------------------------------------------------------------------
 
 def seed(env: dict[str, str], incidents: int) -> dict[str, Any]:
     """Institutions, locations, clients and incidents over 18 months; returns client ids, secrets and locations."""
-    from alembic import command
-
     from service import create_app
     from service.auth import service as auth
     from service.auth.access import Caller
@@ -201,10 +202,9 @@ def seed(env: dict[str, str], incidents: int) -> dict[str, Any]:
     from service.db import db
     from service.demo import _demo_incident
     from service.incidents.service import IdentityKeys, record_incidents
-    from service.operations import alembic_config
     from service.registry.models import Capacity, Institution, Location, Sector, Setting
 
-    command.upgrade(alembic_config(env["DATABASE_URL"]), "head")
+    upgrade(env["DATABASE_URL"])
     settings = load_settings(env)
     app = create_app(settings)
     rng = random.Random(2026)
@@ -258,130 +258,7 @@ def seed(env: dict[str, str], incidents: int) -> dict[str, Any]:
     return seeded
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def call(port: int, method: str, path: str, body: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
-def token(port: int, client: dict[str, str]) -> str:
-    basic = base64.b64encode(f"{client['clientId']}:{client['secret']}".encode()).decode()
-    status, data = call(port, "POST", "/v1/oauth/token", b"grant_type=client_credentials",
-                        {"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"})
-    if status != 200:
-        raise RuntimeError(f"token endpoint answered {status}: {data[:300]!r}")
-    return json.loads(data)["access_token"]
-
-
-def wait_ready(port: int, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode} before it was ready")
-        with contextlib.suppress(OSError):
-            if call(port, "GET", "/readyz")[0] == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError("gunicorn did not become ready")
-
-
-# --- measurements from /proc ----------------------------------------------------------------------------------
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-    return sorted(found)
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process, in seconds (0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kib(pid: int) -> int | None:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return None
-
-
-def backends(database: str) -> list[int]:
-    """PostgreSQL backends serving the scratch database (their process title names it)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                if title.startswith("postgres:") and f" {database} " in title:
-                    found.append(int(entry.name))
-    return found
-
-
-def system_busy() -> tuple[int, int]:
-    """(busy, total) jiffies over all CPUs since boot."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
-
-
-def machine(database_url: str) -> dict[str, Any]:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(database_url)
-    with engine.connect() as connection:
-        version = connection.execute(text("SELECT version()")).scalar()
-    engine.dispose()
-    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
-    cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), platform.processor())
-    import gunicorn
-
-    return {"nproc": len(os.sched_getaffinity(0)), "cpuModel": cpu_model,
-            "memTotal": meminfo["MemTotal"].strip(), "kernel": platform.release(),
-            "python": platform.python_version(), "postgres": version, "gunicorn": gunicorn.__version__}
-
-
 # --- the run ---------------------------------------------------------------------------------------------------
-
-def percentile(ordered: list[float], p: float) -> float | None:
-    if not ordered:
-        return None
-    return round(ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))], 1)
-
-
-def periods() -> tuple[str, list[str]]:
-    """The last complete quarter and the twelve last complete months, in Europe/Amsterdam."""
-    from zoneinfo import ZoneInfo
-
-    today = dt.datetime.now(ZoneInfo(AMSTERDAM)).date()
-    quarter = (today.month - 1) // 3
-    quarter_label = f"{today.year}-Q{quarter}" if quarter else f"{today.year - 1}-Q4"
-    months, year, month = [], today.year, today.month
-    for _ in range(12):
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-        months.append(f"{year}-{month:02d}")
-    return quarter_label, months
-
 
 def summarise(samples: list[tuple[Any, ...]], elapsed: float) -> dict[str, Any]:
     per_route: dict[str, Any] = {}
@@ -416,12 +293,8 @@ def service_times(log: Path, offset: int) -> dict[str, Any]:
     return out
 
 
-def log_problems(log: Path) -> list[str]:
-    return [line for line in log.read_text(errors="replace").splitlines() if PROBLEM.search(line)]
-
-
 def run(args: argparse.Namespace, database_url: str, work: Path) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")}
+    env = plain_env()
     metrics_dir = work / "metrics"
     metrics_dir.mkdir()
     env |= {"DATABASE_URL": database_url, "APP_ENV": "development", "INSTANCE_PATH": str(work / "instance"),
@@ -433,16 +306,11 @@ def run(args: argparse.Namespace, database_url: str, work: Path) -> dict[str, An
     seed_seconds = time.perf_counter() - started
     print(f"seeded {seeded['incidents']} incidents in {seed_seconds:.1f}s", file=sys.stderr)
 
-    port = free_port()
     log = work / "gunicorn.log"
-    argv = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(args.workers), "service.wsgi:app"]
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=stderr, stderr=stderr, start_new_session=True)
     try:
-        return measure(args, seeded, port, process, log, database_url, seed_seconds)
+        with Gunicorn(env, log, workers=args.workers) as gunicorn:
+            return measure(args, seeded, gunicorn, database_url, seed_seconds)
     finally:
-        stop(process)
         problems = log_problems(log)
         if problems:  # keep the evidence
             kept = args.output.with_suffix(".gunicorn.log")
@@ -450,21 +318,19 @@ def run(args: argparse.Namespace, database_url: str, work: Path) -> dict[str, An
             print(f"gunicorn logged {len(problems)} problem lines; log kept at {kept}", file=sys.stderr)
 
 
-def measure(args: argparse.Namespace, seeded: dict[str, Any], port: int, process: subprocess.Popen[bytes],
-            log: Path, database_url: str, seed_seconds: float) -> dict[str, Any]:
-    from service.taxonomy.service import load_taxonomy
-
-    wait_ready(port, process)
+def measure(args: argparse.Namespace, seeded: dict[str, Any], gunicorn: Gunicorn, database_url: str,
+            seed_seconds: float) -> dict[str, Any]:
+    gunicorn.wait_ready()
+    port, log = gunicorn.port, gunicorn.log
     quarter, months = periods()
-    taxonomy = load_taxonomy()
     cfg = {
         "host": "127.0.0.1", "port": port, "duration": args.duration, "timeout": args.timeout,
         "run": secrets.token_hex(3), "quarter": quarter, "months": months,
-        "indicators": {kind: sorted(taxonomy.indicators_for(kind))
-                       for kind in ("absence", "recruitmentAttempt", "suspiciousVisitor")},
-        "institutions": [{"token": token(port, inst), "locations": inst["locations"]}
+        "indicators": indicators_by_kind(),
+        "institutions": [{"token": token(port, inst["clientId"], inst["secret"]), "locations": inst["locations"]}
                          for inst in seeded["institutions"]],
-        "analyst": token(port, seeded["analyst"]), "auditor": token(port, seeded["auditor"]),
+        "analyst": token(port, seeded["analyst"]["clientId"], seeded["analyst"]["secret"]),
+        "auditor": token(port, seeded["auditor"]["clientId"], seeded["auditor"]["secret"]),
     }
     # One request per route before the clock starts: fails fast on a wrong body or token, warms the workers.
     warm = random.Random(0)
@@ -474,7 +340,7 @@ def measure(args: argparse.Namespace, seeded: dict[str, Any], port: int, process
         if status != EXPECTED[route]:
             raise RuntimeError(f"warm-up {route} answered {status}: {data[:500]!r}")
 
-    master = process.pid
+    master = gunicorn.pid
     workers = children(master)
     database = database_url.rsplit("/", 1)[1]
     context = multiprocessing.get_context("spawn")
@@ -589,7 +455,7 @@ def table(result: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    parser.add_argument("--server-url", default=SERVER_URL,
                         help="PostgreSQL server on 127.0.0.1; a scratch database is created beside this one")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60)
@@ -608,7 +474,7 @@ def main() -> int:
             result = run(args, url, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.output, result)
     print(table(result))
     print(f"wrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
     totals = result["totals"]

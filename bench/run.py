@@ -1,10 +1,10 @@
 """The benchmark: the service against its physical baseline, side by side in one run (`make bench`).
 
-    .venv/bin/python bench/run.py [--incidents 1000000] [--at-scale 5000000] [--duration 20] [--threads 2]
+    .venv/bin/python -m bench.run [--incidents 1000000] [--at-scale 5000000] [--duration 20] [--threads 2]
                                   [--connections 16] [--server-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
-1. One scratch database `rr_bench_<random>`: `alembic upgrade head`, `generate.generate()` (COPY + rollup rebuild),
-   8 institution clients, a national analyst and a national auditor (`'*'`).
+1. One scratch database `rr_bench_<random>`: `alembic upgrade head`, `bench.generate.generate()` (COPY + rollup
+   rebuild), 8 institution clients, a national analyst and a national auditor (`'*'`).
 2. The baseline (`bench/baseline_app.py`) under gunicorn `-c python:service.gunicorn --workers 2`: wrk on
    `GET /hello` and `POST /rows`. Stopped.
 3. The plain GROUP BY over `incident` that answers what hotspots answers, timed in-process (nothing else running).
@@ -26,7 +26,6 @@ import datetime as dt
 import http.client
 import json
 import os
-import re
 import resource
 import secrets
 import shutil
@@ -39,25 +38,34 @@ import time
 from pathlib import Path
 from typing import Any
 
-from generate import generate
-from load import (
+if not __package__:  # started as a file, not with -m: see bench/_bootstrap.py
+    import _bootstrap  # noqa: F401
+
+from bench.common import (
+    RESULTS,
+    ROOT,
+    SERVER_URL,
+    Gunicorn,
     backends,
     call,
     children,
     cpu_seconds,
-    free_port,
+    incident_body,
+    indicators_by_kind,
+    log_problems,
     machine,
     percentile,
     periods,
+    plain_env,
     rss_kib,
-    stop,
+    scratch_database,
     system_busy,
     token,
+    upgrade,
+    write_json,
 )
-from scratch import scratch_database
+from bench.generate import generate
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 BATCH = 500
 TEMPLATES = 64
 TARGETS = {"createVsBaseline": 0.5, "batchIncidentsPerSecond": 20_000, "hotspotsP95Ms": 25,
@@ -109,26 +117,6 @@ def lua_script(path: Path, requests: list[dict[str, Any]]) -> Path:
                        f"headers = {{{headers}}}, body = {body}}}")
     path.write_text(LUA % {"templates": ",\n".join(entries), "run": secrets.token_hex(3)})
     return path
-
-
-def incident_body(rng: Any, location_id: str, now: dt.datetime, indicators: dict[str, list[str]]) -> dict[str, Any]:
-    """A plausible single signal of the last two weeks in wire form; `@REF@` stands for the client reference."""
-    kind = rng.choice(["absence", "absence", "recruitmentAttempt", "suspiciousVisitor"])
-    occurred = now - dt.timedelta(hours=rng.randint(1, 14 * 24), minutes=rng.randint(0, 59))
-    body: dict[str, Any] = {
-        "clientReference": "@REF@", "locationId": location_id, "kind": kind,
-        "exploitationType": rng.choice(["criminal", "sexual", "labour", "unknown"]),
-        "occurredAt": occurred.isoformat(), "residentRef": f"CL-{rng.randint(1, 200)}",
-        "residentAgeBand": rng.choice(["12to15", "16to17", "18to22"]),
-        "indicators": rng.sample(indicators[kind], k=min(2, len(indicators[kind]))),
-        "note": "benaderd bij de ingang", "followUp": {"meldcodeStep": rng.choice([None, 1, 2])},
-    }
-    if kind == "absence":
-        body["absence"] = {"endedAt": min(occurred + dt.timedelta(hours=6), now).isoformat(),
-                           "whereaboutsKnown": True, "riskLevel": "orange"}
-    if kind == "suspiciousVisitor":
-        body["visitor"] = {"estimatedAgeBand": "23plus", "relationClaimed": "unknown", "vehiclePlate": "GX-123-B"}
-    return body
 
 
 def wrk(script: Path, port: int, threads: int, connections: int, duration: float, path: str = "/") -> dict[str, Any]:
@@ -198,26 +186,6 @@ def phase(master: int, database: str, measure: Any) -> dict[str, Any]:
     cores["other"] = round(cores["machineBusy"] - cores["gunicorn"] - cores["postgresBackends"] - cores["wrk"], 2)
     result["cores"] = cores
     return result
-
-
-def start_gunicorn(env: dict[str, str], app: str, log: Path, extra: list[str]) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    argv = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn", "--workers", "2",
-            "--bind", f"127.0.0.1:{port}", *extra, app]
-    with log.open("ab") as out:
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
-    deadline = time.monotonic() + 60
-    probe = "/readyz" if app.startswith("service") else "/hello"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn {app} exited early; see {log}")
-        try:
-            if call(port, "GET", probe)[0] == 200:
-                return process, port
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"gunicorn {app} did not become ready")
 
 
 def worker_rss(master: int) -> dict[str, float]:
@@ -329,10 +297,10 @@ def export(port: int, auditor: str, period: str, master: int) -> dict[str, Any]:
 
 def service_env(url: str, work: Path, master_key: bytes) -> dict[str, str]:
     """The service's environment under gunicorn: this database, fresh secrets, rate limits out of the way."""
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")}
-    return env | {"DATABASE_URL": url, "APP_ENV": "development", "INSTANCE_PATH": str(work / "instance"),
-                  "TOKEN_SECRET": secrets.token_hex(32), "PSEUDONYM_MASTER_KEY": master_key.hex(),
-                  "RATE_LIMIT": "100000000 per minute", "TOKEN_RATE_LIMIT": "100000000 per minute"}
+    return plain_env() | {
+        "DATABASE_URL": url, "APP_ENV": "development", "INSTANCE_PATH": str(work / "instance"),
+        "TOKEN_SECRET": secrets.token_hex(32), "PSEUDONYM_MASTER_KEY": master_key.hex(),
+        "RATE_LIMIT": "100000000 per minute", "TOKEN_RATE_LIMIT": "100000000 per minute"}
 
 
 def hotspots_script(work: Path, port: int, quarter: str, analyst: str) -> Path:
@@ -347,12 +315,8 @@ def hotspots_script(work: Path, port: int, quarter: str, analyst: str) -> Path:
 
 def register(url: str, incidents: int) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
     """Migrate the scratch database, generate `incidents`, make the clients: (master key, generation, clients)."""
-    from alembic import command
-
-    from service.operations import alembic_config
-
     master_key = secrets.token_bytes(32)
-    command.upgrade(alembic_config(url), "head")
+    upgrade(url)
     print(f"generating {incidents} incidents ...", file=sys.stderr)
     generated = generate(url, incidents, master_key)
     print(f"generated: {generated['timings']}", file=sys.stderr)
@@ -364,21 +328,18 @@ def at_scale(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
     master_key, generated, made = register(url, args.at_scale)
     quarter, _ = periods()
     figures: dict[str, Any] = {"groupBy": group_by(url, quarter)}
-    process, port = start_gunicorn(service_env(url, work, master_key), "service.wsgi:app", work / "gunicorn.log", [])
-    try:
-        script = hotspots_script(work, port, quarter, token(port, made["analyst"]))
+    with Gunicorn(service_env(url, work, master_key), work / "gunicorn.log") as gunicorn:
+        gunicorn.wait_ready()
+        port, analyst = gunicorn.port, made["analyst"]
+        script = hotspots_script(work, port, quarter, token(port, analyst["clientId"], analyst["secret"]))
         wrk(script, port, 1, 1, 3)  # warm-up
-        figures["hotspots"] = phase(process.pid, url.rsplit("/", 1)[1], lambda: wrk(script, port, 1, 1, args.duration))
-        figures["workerRssMiB"] = worker_rss(process.pid)
-    finally:
-        stop(process)
+        figures["hotspots"] = phase(gunicorn.pid, url.rsplit("/", 1)[1], lambda: wrk(script, port, 1, 1, args.duration))
+        figures["workerRssMiB"] = worker_rss(gunicorn.pid)
     return {"generation": generated, "figures": figures}
 
 
 def run(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
     import random
-
-    from service.taxonomy.service import load_taxonomy
 
     master_key, generated, made = register(url, args.incidents)
     database = url.rsplit("/", 1)[1]
@@ -387,16 +348,14 @@ def run(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
     quarter, _ = periods()
     rng = random.Random(6)
     now = dt.datetime.now(dt.UTC)
-    taxonomy = load_taxonomy()
-    indicators = {k: sorted(taxonomy.indicators_for(k)) for k in ("absence", "recruitmentAttempt",
-                                                                    "suspiciousVisitor")}
+    indicators = indicators_by_kind()
     t, c, d = args.threads, args.connections, args.duration
     figures: dict[str, Any] = {}
 
     # --- baseline ---
-    process, port = start_gunicorn(env, "baseline_app:app", log, ["--pythonpath", str(ROOT / "bench")])
-    try:
-        master = process.pid
+    with Gunicorn(env, log, "bench.baseline_app:app") as gunicorn:
+        gunicorn.wait_ready("/hello")
+        master, port = gunicorn.pid, gunicorn.port
         hello = lua_script(work / "hello.lua", [{"method": "GET", "path": "/hello", "headers": {}}])
         rows = []
         for _ in range(TEMPLATES):
@@ -411,18 +370,17 @@ def run(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
         wrk(baseline_rows, port, t, c, 3)
         figures["baselinePost"] = phase(master, database, lambda: wrk(baseline_rows, port, t, c, d))
         figures["baselineWorkerRssMiB"] = worker_rss(master)
-    finally:
-        stop(process)
 
     # --- the plain GROUP BY, nothing else running ---
     figures["groupBy"] = group_by(url, quarter)
 
     # --- the service ---
-    process, port = start_gunicorn(env, "service.wsgi:app", log, [])
-    try:
-        master = process.pid
-        tokens = [(token(port, inst), inst) for inst in made["institutions"]]
-        analyst, auditor = token(port, made["analyst"]), token(port, made["auditor"])
+    with Gunicorn(env, log) as gunicorn:
+        gunicorn.wait_ready()
+        master, port = gunicorn.pid, gunicorn.port
+        tokens = [(token(port, inst["clientId"], inst["secret"]), inst) for inst in made["institutions"]]
+        analyst = token(port, made["analyst"]["clientId"], made["analyst"]["secret"])
+        auditor = token(port, made["auditor"]["clientId"], made["auditor"]["secret"])
         singles, batches = [], []
         for n in range(TEMPLATES):
             bearer, inst = tokens[n % len(tokens)]
@@ -461,10 +419,7 @@ def run(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
         exported = export_period(args.incidents)
         figures["export"] = phase(master, database, lambda: export(port, auditor, exported, master))
         figures["workerRssMiB"] = worker_rss(master)
-    finally:
-        stop(process)
-    problems = [x for x in log.read_text(errors="replace").splitlines()
-                if re.search(r"Traceback|\b(ERROR|CRITICAL)\b|WORKER TIMEOUT", x)]
+    problems = log_problems(log)
     if problems:
         shutil.copyfile(log, RESULTS / "bench-gunicorn.log")
     return {"generatedAt": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(url),
@@ -589,7 +544,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--batch-connections", type=int, default=4)
-    parser.add_argument("--server-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--server-url", default=SERVER_URL)
     parser.add_argument("--at-scale", type=int, default=5_000_000,
                         help="also measure hotspots on a register of this many incidents (0: skip)")
     parser.add_argument("--no-markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
@@ -610,7 +565,7 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["file"] = name
-    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(RESULTS / name, result)
     text = markdown(result)
     if not args.no_markdown:
         (ROOT / "BENCHMARKS.md").write_text(text)
