@@ -23,7 +23,7 @@ from service.auth.access import Caller
 from service.incidents.models import Incident, Status
 from service.periods import AMSTERDAM, Period
 from service.registry.models import Location
-from service.stats.disclosure import SUPPRESSED, Cell, DisclosureRules, ptable_version, rate
+from service.stats.disclosure import SUPPRESSED, ZERO, Cell, DisclosureRules, ptable_version, rate
 from service.stats.funnel import eb_estimates, funnel_bands, overdispersion, rate_change_pvalues
 from service.stats.models import DELAY_BANDS, MEASURES
 from service.stats.tallies import (
@@ -72,7 +72,8 @@ class Release:
         """Distinct residents: a companion of the incidents, shown only when they are."""
         if incidents.suppressed:
             return SUPPRESSED
-        return tally.released_residents(self.rules, zero=incidents)
+        # A zero is a zero for a unit; in a filtered table it is an attribute's, suppressed like 1..K-1.
+        return tally.released_residents(self.rules, zero=ZERO if self.gates is None else SUPPRESSED)
 
 
 def _release(session: Session, caller: Caller, query: Query, periods: Sequence[Period],

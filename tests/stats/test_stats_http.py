@@ -759,3 +759,13 @@ def test_statements_per_request_do_not_grow_with_incidents(client, session, conn
         assert not [s for s in before if re.search(r"\b(unit_resident|resident_rollup)\b", s)]
         assert len(reads) == STATISTICS_READS
         assert len(before) == STATISTICS_READS + AROUND + (connection.dialect.name == "postgresql")
+
+
+def test_incidents_without_residents_release_zero_residents_not_their_count(client, session, analyst):
+    location = make_location(session)
+    recorded = seed(session, location, 15, residents=[None])
+
+    body = hotspots(client, analyst, groupBy="location")
+
+    assert cell_of(body, location.id) == expected_cell(recorded)
+    assert cell_of(body, location.id, "residents") == ZERO
