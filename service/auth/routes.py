@@ -112,6 +112,7 @@ class Revoke(MethodView):
 
 @oauth.route("/jwks.json")
 class Jwks(MethodView):
+    @oauth.doc(operationId="getSigningKeys")
     @oauth.response(200, JwksOut)
     @public
     def get(self) -> dict[str, Any]:

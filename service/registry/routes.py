@@ -88,6 +88,7 @@ class LocationItem(MethodView):
 @blp.route("/<uuid:institutionId>/locations/<uuid:locationId>/capacities")
 class Capacities(MethodView):
     @blp.arguments(CapacityIn)
+    @blp.doc(operationId="recordCapacityChange")
     @blp.response(201, LocationOut)
     @requires(Role.ADMIN)
     def post(self, data: dict[str, Any], institutionId: uuid.UUID, locationId: uuid.UUID) -> tuple[Location, int]:
