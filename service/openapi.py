@@ -125,7 +125,7 @@ def operation_id(summary: str) -> str:
 
 FORMAT_EXAMPLES = {
     "uuid": "5f0c8a4e-2b1d-4c3e-9f6a-7d8e9a0b1c2d",
-    "date-time": "2026-11-20T14:30:00+01:00",
+    "date-time": "2026-11-02T14:30:00+01:00",
     "date": "2026-11-01",
     "uri": "https://register.example.org/v1/incidents",
     "email": "register@example.org",

@@ -157,13 +157,13 @@ class IncidentIn(CamelSchema.from_dict(_incident_fields(new=True), name="Inciden
         "locationId": "5f0c8a4e-2b1d-4c3e-9f6a-7d8e9a0b1c2d",
         "kind": "absence",
         "exploitationType": "sexual",
-        "occurredAt": "2026-11-20T14:30:00+01:00",
+        "occurredAt": "2026-11-02T14:30:00+01:00",
         "residentRef": "CL-20417",
         "residentAgeBand": "16to17",
         "indicators": ["offeredMoneyOrGifts"],
         "absence": {"endedAt": None, "whereaboutsKnown": False, "riskLevel": "orange",
                     "reportedMissingToPolice": True},
-        "followUp": {"meldcodeStep": 2, "reportedTo": ["veiligThuis"], "reportedAt": "2026-11-20T16:00:00+01:00"},
+        "followUp": {"meldcodeStep": 2, "reportedTo": ["veiligThuis"], "reportedAt": "2026-11-02T16:00:00+01:00"},
     }
 
     @ma.validates_schema(skip_on_field_errors=False)
@@ -237,13 +237,13 @@ class IncidentOut(CamelSchema):
     EXAMPLE = {
         "id": "0d7c2e4a-6b1f-4a8e-b3c9-2f5d8e1a7c40", "institutionId": "9a3e5c1b-7d2f-4e6a-8b0c-1f4d7e2a5b93",
         "clientReference": "signal-2026-0042", "locationId": "5f0c8a4e-2b1d-4c3e-9f6a-7d8e9a0b1c2d",
-        "kind": "absence", "exploitationType": "sexual", "occurredAt": "2026-11-20T14:30:00+01:00",
-        "recordedAt": "2026-11-20T15:02:11+01:00", "residentRecorded": True, "residentAgeBand": "16to17",
+        "kind": "absence", "exploitationType": "sexual", "occurredAt": "2026-11-02T14:30:00+01:00",
+        "recordedAt": "2026-11-02T15:02:11+01:00", "residentRecorded": True, "residentAgeBand": "16to17",
         "indicators": ["offeredMoneyOrGifts"], "note": None,
         "absence": {"endedAt": None, "whereaboutsKnown": False, "riskLevel": "orange",
                     "reportedMissingToPolice": True},
         "visitor": None,
-        "followUp": {"meldcodeStep": 2, "reportedTo": ["veiligThuis"], "reportedAt": "2026-11-20T16:00:00+01:00"},
+        "followUp": {"meldcodeStep": 2, "reportedTo": ["veiligThuis"], "reportedAt": "2026-11-02T16:00:00+01:00"},
         "status": "active", "version": 1, "taxonomyVersion": TAXONOMY_VERSION, "retractedAt": None,
     }
 
