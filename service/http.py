@@ -47,6 +47,7 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+CREATED_AT = {"description": "URL of the created resource", "schema": {"type": "string"}}
 API_CSP = "default-src 'none'; frame-ancestors 'none'"  # the docs pages set their own (service/docs)
 
 
