@@ -52,7 +52,7 @@ class ClientOut(CamelSchema):
 
 
 class ClientCredentialsOut(CamelSchema):
-    """Shown once: the secret is stored only as a slow hash."""
+    """A client id with its secret. Shown once: the secret is stored only as a slow hash."""
 
     client_id = ma.fields.UUID(required=True, metadata={"description": "The client id (client_id for tokens)"})
     client_secret = ma.fields.String(required=True, metadata={

@@ -55,7 +55,7 @@ class ExportRow(CamelSchema):
     occurred_at = ma.fields.AwareDateTime(required=True, metadata={"description": "When it happened"})
     recorded_at = ma.fields.AwareDateTime(required=True, metadata={"description": "When the register received it"})
     status = code(Codes.of_enum(Status), required=True)
-    version = ma.fields.Integer(required=True, metadata={"description": "Corrections made, plus one"})
+    version = ma.fields.Integer(required=True, metadata={"description": "1, plus one per correction and retraction"})
     taxonomy_version = ma.fields.String(required=True, metadata={"description": "The taxonomy version it was "
                                                                                 "checked against"})
     resident_pseudonym = ma.fields.String(allow_none=True, required=True, metadata={

@@ -271,7 +271,7 @@ class IncidentOut(CamelSchema):
                                  metadata={"description": "What was done with the signal; null when not given"})
     status = ma.fields.Enum(Status, by_value=True, required=True)
     version = ma.fields.Integer(required=True, metadata={
-        "description": "Goes up by one with every correction; send it back in If-Match (the ETag)"})
+        "description": "Goes up by one with every correction and the retraction; send it back in If-Match (the ETag)"})
     taxonomy_version = ma.fields.String(required=True, metadata={
         "description": "The taxonomy version the incident was checked against", "example": TAXONOMY_VERSION})
     retracted_at = ma.fields.AwareDateTime(allow_none=True, required=True,

@@ -183,8 +183,8 @@ class ReferenceOut(CamelSchema):
 class DominanceOut(CamelSchema):
     """The dominance rule: a cell is suppressed when its n largest contributors hold more than maxShare."""
 
-    n = ma.fields.Integer(required=True, metadata={"description": "Contributors counted", "example": 1})
-    max_share = ma.fields.Float(required=True, metadata={"description": "Largest share allowed", "example": 0.8})
+    n = ma.fields.Integer(required=True, metadata={"description": "Contributors counted", "example": 2})
+    max_share = ma.fields.Float(required=True, metadata={"description": "Largest share allowed", "example": 0.75})
 
 
 class DisclosureOut(CamelSchema):
@@ -195,7 +195,7 @@ class DisclosureOut(CamelSchema):
     rounding_base = ma.fields.Integer(required=True, metadata={"description": "Released counts are multiples of it",
                                                                "example": 5})
     perturbation_table = ma.fields.String(required=True, metadata={
-        "description": "The version of the cell-key perturbation table", "example": "ckm-v1"})
+        "description": "The version of the cell-key perturbation table", "example": "2026.2"})
 
 
 class HotspotsOut(CamelSchema):
