@@ -3,8 +3,8 @@
 The packages form layers, lowest first; a module imports its own package and lower layers only, never a higher one
 nor a neighbour of its own layer (tests/test_layers.py reads every import and fails otherwise):
 
-1. core: config, clock, db, errors, schemas, screening, arguments, http, pagination, periods, signals, logs, metrics
-   (core modules may import each other, without circles);
+1. core: config, clock, db, errors, schemas, screening, arguments, http, pagination, periods, signals, logs, metrics,
+   openapi (core modules may import each other, without circles);
 2. auth: clients, tokens, roles and the caller's scope;
 3. audit: the access log, which records the domains above it and knows none of them (views say what they touched;
    create_app hands it the registry's municipality lookup);
@@ -32,6 +32,7 @@ from service.clock import CLOCK
 from service.config import API_VERSION, ConfigurationError, Settings, load_settings
 from service.db import db
 from service.http import ConventionsPlugin, RegisterApi, register_conventions
+from service.openapi import DocumentPlugin, ExamplesPlugin
 from service.registry import service as registry_service
 from service.stats.disclosure import DisclosureRules
 
@@ -107,10 +108,10 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     metrics.init_app(app)
     app.register_blueprint(docs.blp)
 
-    api = RegisterApi(spec_kwargs={"flask_plugin": VersionedPathsPlugin(),
-                                   "extra_plugins": [ConventionsPlugin()]})
+    api = RegisterApi(spec_kwargs={"flask_plugin": VersionedPathsPlugin(), "marshmallow_plugin": DocumentPlugin(),
+                                   "extra_plugins": [ConventionsPlugin(), ExamplesPlugin()]})
     api.init_app(app)
-    register_conventions(api.spec)
+    register_conventions(api.spec, token_url=f"{API_PREFIX}/oauth/token")
 
     from service.audit.routes import blp as audit_events
     from service.auth.routes import clients, oauth

@@ -17,7 +17,7 @@ from flask import Flask, Response, current_app, g, json, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, NotAcceptable, UnsupportedMediaType
 
-from service import logs
+from service import logs, openapi
 from service.arguments import ArgumentsParser, BodyJSONProvider, RegisterRequest
 from service.config import API_VERSION
 from service.db import db
@@ -47,14 +47,18 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+CREATED_AT = {"description": "URL of the created resource", "schema": {"type": "string"}}
 API_CSP = "default-src 'none'; frame-ancestors 'none'"  # the docs pages set their own (service/docs)
 
 
 class FieldErrorSchema(ma.Schema):
+    """One invalid field of a request."""
+
     pointer = ma.fields.String(
         required=True, metadata={"description": "JSON pointer into the body, or the parameter's name"}
     )
-    detail = ma.fields.String(required=True)
+    detail = ma.fields.String(required=True, metadata={"description": "What is wrong with it",
+                                                       "example": "Missing data for required field."})
     location = ma.fields.String(
         data_key="in", metadata={"description": "Where the field is: body (default), query, header or path"}
     )
@@ -67,12 +71,17 @@ class ProblemSchema(ma.Schema):
         # Problem details may carry extension members (the OAuth endpoints add RFC 6749's `error`).
         unknown = ma.INCLUDE
 
-    type = ma.fields.String(required=True, metadata={"example": "about:blank"})
-    title = ma.fields.String(required=True)
-    status = ma.fields.Integer(required=True)
-    detail = ma.fields.String(required=True)
-    instance = ma.fields.String(required=True, metadata={"description": "The request id, as a URN"})
-    errors = ma.fields.List(ma.fields.Nested(FieldErrorSchema))
+    type = ma.fields.String(required=True, metadata={"description": "Always about:blank: the status says it",
+                                                     "example": "about:blank"})
+    title = ma.fields.String(required=True, metadata={"description": "The status phrase, or a short title",
+                                                      "example": "Invalid input"})
+    status = ma.fields.Integer(required=True, metadata={"description": "The HTTP status", "example": 400})
+    detail = ma.fields.String(required=True, metadata={"description": "What went wrong, for a person to read",
+                                                       "example": "1 invalid field(s); see errors."})
+    instance = ma.fields.String(required=True, metadata={"description": "The request id, as a URN",
+                                                         "example": "urn:request:0b6f3c1e-8a2d-4f5e-9c7b-1d2e3f4a5b6c"})
+    errors = ma.fields.List(ma.fields.Nested(FieldErrorSchema), metadata={
+        "description": "Every invalid field, when the input was invalid"})
 
 
 def problem(
@@ -183,6 +192,11 @@ def _domain_problem(error: DomainError) -> Response:
                    extra=error.extra.get("members"), headers=error.extra.get("headers"))
 
 
+# Headers on every answer (component names in the document), and on every answer under a rate limit.
+EVERY_RESPONSE_HEADERS = {"API-Version": "API_VERSION", "X-Request-ID": "X_REQUEST_ID"}
+RATE_LIMITED_HEADERS = {"RateLimit": "RATE_LIMIT", "RateLimit-Policy": "RATE_LIMIT_POLICY"}
+
+
 class RegisterApi(flask_smorest.Api):
     """flask-smorest's Api with problem+json as the one documented and produced error shape."""
 
@@ -194,14 +208,36 @@ class RegisterApi(flask_smorest.Api):
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:
             if status >= 400:
+                headers = {"X-Request-ID": "X_REQUEST_ID"} | RETRY_HEADERS.get(status, {})
                 self.spec.components.response(status.name, {
-                    "description": status.phrase,
+                    "description": ERROR_DESCRIPTIONS.get(status, status.phrase),
+                    "headers": headers,
                     "content": {PROBLEM_JSON: {"schema": self.ERROR_SCHEMA}},
                 }, lazy=True)
         self.spec.components.response("DEFAULT_ERROR", {
             "description": "Any other error, as problem details",
+            "headers": {"X-Request-ID": "X_REQUEST_ID"},
             "content": {PROBLEM_JSON: {"schema": self.ERROR_SCHEMA}},
         }, lazy=True)
+
+    def _register_pagination_header(self) -> None:
+        """Lists page by cursor (service.pagination): flask-smorest's page-number metadata is not ours to show."""
+
+
+# What an integrator may do about an error, where the status phrase alone does not say it.
+ERROR_DESCRIPTIONS = {
+    http.HTTPStatus.BAD_REQUEST: "Invalid input: `errors` names every invalid field; nothing was changed",
+    http.HTTPStatus.UNAUTHORIZED: "No valid access token: fetch one from POST /v1/oauth/token",
+    http.HTTPStatus.FORBIDDEN: "The client's role may not use this operation",
+    http.HTTPStatus.NOT_FOUND: "No such resource in the caller's scope (another institution's record is 404 too)",
+    http.HTTPStatus.TOO_MANY_REQUESTS: "Rate limit reached: wait Retry-After seconds",
+    http.HTTPStatus.SERVICE_UNAVAILABLE: "The database is unavailable or read-only; nothing was recorded, retry "
+                                         "after Retry-After seconds",
+}
+RETRY_HEADERS = {
+    http.HTTPStatus.TOO_MANY_REQUESTS: {"Retry-After": "RETRY_AFTER", **RATE_LIMITED_HEADERS},
+    http.HTTPStatus.SERVICE_UNAVAILABLE: {"Retry-After": "RETRY_AFTER"},
+}
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -314,37 +350,71 @@ def _finish_request(response: Response) -> Response:
 
 
 class ConventionsPlugin(BasePlugin):
-    """Documents, on every operation, what `init_app` guarantees at run time (NL API Design Rules)."""
+    """Documents, on every operation, what `init_app` guarantees at run time (NL API Design Rules): an operationId
+    derived from the summary, both ways to present a token, the errors any request may meet, and the headers of
+    every response."""
 
     def operation_helper(self, path: str | None = None, operations: dict | None = None, **_: Any) -> None:
         for method, operation in (operations or {}).items():
+            if operation.get("summary"):
+                operation.setdefault("operationId", openapi.operation_id(operation["summary"]))
+            if operation.get("security") == [{"bearerAuth": []}]:
+                operation["security"] = [{"bearerAuth": []}, {"oauth2": []}]
             responses = operation.setdefault("responses", {})
             for code in list(responses):
-                if str(code)[0] in "23":
-                    response = responses[code]
-                    if isinstance(response, dict):
-                        response.setdefault("headers", {})["API-Version"] = "API_VERSION"
+                response = responses[code]
+                if str(code)[0] in "23" and isinstance(response, dict):
+                    headers = response.setdefault("headers", {})
+                    for name, component in (EVERY_RESPONSE_HEADERS | RATE_LIMITED_HEADERS).items():
+                        headers.setdefault(name, component)
             has_input = method in ("post", "put", "patch") or operation.get("parameters")
             extra = {"400": "BAD_REQUEST"} if has_input else {}
             if operation.get("security"):
                 extra |= {"401": "UNAUTHORIZED", "403": "FORBIDDEN"}
+            if "{" in (path or ""):
+                extra |= {"404": "NOT_FOUND"}
             if method in ("post", "put", "patch") and "requestBody" in operation:
                 extra |= {"413": "REQUEST_ENTITY_TOO_LARGE", "415": "UNSUPPORTED_MEDIA_TYPE"}
-            extra |= {"406": "NOT_ACCEPTABLE", "503": "SERVICE_UNAVAILABLE"}
+            extra |= {"406": "NOT_ACCEPTABLE", "429": "TOO_MANY_REQUESTS", "503": "SERVICE_UNAVAILABLE"}
             for code, name in extra.items():
                 if code not in {str(c) for c in responses}:
                     responses[code] = name
 
 
-def register_conventions(spec: Any) -> None:
+def register_conventions(spec: Any, token_url: str) -> None:
     """Components that ConventionsPlugin refers to."""
     spec.components.header("API_VERSION", {
         "description": "The full version of this API (semantic versioning)",
         "schema": {"type": "string", "example": API_VERSION},
     })
+    spec.components.header("X_REQUEST_ID", {
+        "description": "The request's id: the caller's X-Request-ID when it is 8 to 64 letters, digits and dashes "
+                       "(a UUID will do), otherwise one of ours. Quote it when reporting a problem.",
+        "schema": {"type": "string", "example": "0b6f3c1e-8a2d-4f5e-9c7b-1d2e3f4a5b6c"},
+    })
+    spec.components.header("RATE_LIMIT", {
+        "description": "Where the caller stands against its rate limit (draft-ietf-httpapi-ratelimit-headers): "
+                       "requests allowed in the window, requests left, seconds until the window resets.",
+        "schema": {"type": "string", "example": "limit=600, remaining=599, reset=60"},
+    })
+    spec.components.header("RATE_LIMIT_POLICY", {
+        "description": "The rate limit that applies: requests per window of w seconds.",
+        "schema": {"type": "string", "example": "600;w=60"},
+    })
+    spec.components.header("RETRY_AFTER", {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "string", "example": "5"},
+    })
     spec.components.security_scheme("bearerAuth", {
         "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
         "description": "An access token from POST /v1/oauth/token (client credentials).",
+    })
+    spec.components.security_scheme("oauth2", {
+        "type": "oauth2",
+        "description": "OAuth 2.0 client credentials (RFC 6749 section 4.4): the client authenticates with its id "
+                       "and secret (HTTP Basic or form fields) and receives a JWT access token for 15 minutes. "
+                       "The client's role and scope are fixed at registration, so no scopes are asked for.",
+        "flows": {"clientCredentials": {"tokenUrl": token_url, "scopes": {}}},
     })
 
 

@@ -22,20 +22,24 @@ from service.errors import FieldError, InvalidInput
 from service.schemas import CamelSchema
 
 MAX_LIMIT = 200
+CURSOR_EXAMPLE = "WyIyMDI2LTExLTIwVDEzOjMwOjAwKzAwOjAwIiwgIjVmMGM4YTRlIl0"
 
 
 class PageArgs(CamelSchema):
     limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(1, MAX_LIMIT),
                               metadata={"description": f"Items per page (at most {MAX_LIMIT})"})
     cursor = ma.fields.String(validate=ma.validate.Length(max=200),
-                              metadata={"description": "Opaque cursor from the previous page's `Link` header"})
+                              metadata={"description": "Opaque cursor from the previous page (`nextCursor`, or the "
+                                                       "`Link` header)", "example": CURSOR_EXAMPLE})
 
 
 def page_schema(item: type[ma.Schema], name: str) -> type[ma.Schema]:
     """A page of `item`s: the items and the cursor of the next page (also in the Link header)."""
     return type(name, (CamelSchema,), {
-        "items": ma.fields.List(ma.fields.Nested(item), required=True),
-        "next_cursor": ma.fields.String(allow_none=True, required=True),
+        "__doc__": "One page of a list, in a stable order.",
+        "items": ma.fields.List(ma.fields.Nested(item), required=True, metadata={"description": "This page's items"}),
+        "next_cursor": ma.fields.String(allow_none=True, required=True, metadata={
+            "description": "Send as `cursor` for the next page; null on the last page", "example": CURSOR_EXAMPLE}),
     })
 
 

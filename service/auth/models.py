@@ -14,6 +14,9 @@ from service.db import Base, UTCDateTime, value_enum
 
 
 class Role(enum.StrEnum):
+    """What an API client may do: institution (record and read its own incidents), analyst (statistics in its
+    scope), auditor (exports and the access log in its scope), admin (institutions, locations and clients)."""
+
     INSTITUTION = "institution"
     ANALYST = "analyst"
     AUDITOR = "auditor"

@@ -28,7 +28,7 @@ from service.auth.schemas import (
 )
 from service.db import db
 from service.errors import DomainError
-from service.http import Blueprint, checks_secrets
+from service.http import CREATED_AT, Blueprint, checks_secrets
 from service.pagination import LINK_HEADER, page_schema, paginated
 
 oauth = Blueprint("oauth", __name__, url_prefix="/v1/oauth",
@@ -68,7 +68,9 @@ def _authenticated_client(form: dict[str, Any]) -> ApiClient:
 class Token(MethodView):
     @checks_secrets
     @oauth.arguments(TokenRequest, location="form")
-    @oauth.response(200, TokenOut, headers={"Cache-Control": {"schema": {"type": "string"}}})
+    @oauth.response(200, TokenOut, headers={"Cache-Control": {"description": "no-store: keep the token out of caches",
+                                                               "schema": {"type": "string"}}})
+    @oauth.alt_response(401, response="UNAUTHORIZED", description="Client authentication failed (invalid_client)")
     @public
     def post(self, form: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """Obtain an access token
@@ -90,6 +92,7 @@ class Revoke(MethodView):
     @checks_secrets
     @oauth.arguments(RevocationRequest, location="form")
     @oauth.response(200)
+    @oauth.alt_response(401, response="UNAUTHORIZED", description="Client authentication failed (invalid_client)")
     @public
     def post(self, form: dict[str, Any]) -> tuple[str, dict[str, str]]:
         """Revoke an access token
@@ -112,6 +115,7 @@ class Revoke(MethodView):
 
 @oauth.route("/jwks.json")
 class Jwks(MethodView):
+    @oauth.doc(operationId="getSigningKeys")
     @oauth.response(200, JwksOut)
     @public
     def get(self) -> dict[str, Any]:
@@ -137,7 +141,7 @@ class Clients(MethodView):
         return service.client_query(role, active)
 
     @clients.arguments(ClientIn)
-    @clients.response(201, ClientCredentialsOut)
+    @clients.response(201, ClientCredentialsOut, headers={"Location": CREATED_AT})
     @requires(Role.ADMIN)
     def post(self, data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Register an API client
@@ -176,6 +180,7 @@ class ClientDeactivation(MethodView):
 @clients.route("/<uuid:clientId>/secret")
 class ClientSecret(MethodView):
     @clients.response(200, ClientCredentialsOut)
+    @clients.alt_response(409, response="CONFLICT", description="The client is deactivated")
     @requires(Role.ADMIN)
     def post(self, clientId: uuid.UUID) -> tuple[dict[str, Any], dict[str, str]]:
         """Rotate an API client's secret

@@ -7,8 +7,19 @@ from typing import Any
 
 import marshmallow as ma
 
+from service.incidents.models import Status
+from service.openapi import Codes, code
 from service.periods import PeriodField
 from service.schemas import CamelSchema
+from service.taxonomy.schemas import (
+    AGE_BAND,
+    EXPLOITATION_TYPE,
+    INDICATOR,
+    KIND,
+    RELATION_CLAIMED,
+    REPORTED_TO,
+    RISK_LEVEL,
+)
 
 
 class ExportArgs(CamelSchema):
@@ -29,31 +40,44 @@ class ExportArgs(CamelSchema):
 
 
 class ExportRow(CamelSchema):
-    """One incident as exported: no note, no plate or phone fingerprint, the pseudonym re-keyed for exports."""
+    """One incident as exported: no note, no plate or phone fingerprint, the pseudonym re-keyed for exports. The
+    CSV has these columns in this order; lists are joined with `;`."""
 
-    id = ma.fields.UUID(required=True)
-    institution_id = ma.fields.UUID(required=True)
-    location_id = ma.fields.UUID(required=True)
-    client_reference = ma.fields.String(required=True)
-    kind = ma.fields.String(required=True)
-    exploitation_type = ma.fields.String(required=True)
-    resident_age_band = ma.fields.String(required=True)
-    indicators = ma.fields.List(ma.fields.String(), required=True)
-    occurred_at = ma.fields.AwareDateTime(required=True)
-    recorded_at = ma.fields.AwareDateTime(required=True)
-    status = ma.fields.String(required=True)
-    version = ma.fields.Integer(required=True)
-    taxonomy_version = ma.fields.String(required=True)
-    resident_pseudonym = ma.fields.String(allow_none=True, required=True)
-    absence_ended_at = ma.fields.AwareDateTime(allow_none=True, required=True)
-    absence_whereabouts_known = ma.fields.Boolean(allow_none=True, required=True)
-    absence_risk_level = ma.fields.String(allow_none=True, required=True)
-    absence_reported_missing_to_police = ma.fields.Boolean(allow_none=True, required=True)
-    visitor_estimated_age_band = ma.fields.String(allow_none=True, required=True)
-    visitor_relation_claimed = ma.fields.String(allow_none=True, required=True)
-    meldcode_step = ma.fields.Integer(allow_none=True, required=True)
-    reported_to = ma.fields.List(ma.fields.String(), required=True)
-    reported_at = ma.fields.AwareDateTime(allow_none=True, required=True)
+    id = ma.fields.UUID(required=True, metadata={"description": "The incident's id"})
+    institution_id = ma.fields.UUID(required=True, metadata={"description": "The recording institution"})
+    location_id = ma.fields.UUID(required=True, metadata={"description": "The location"})
+    client_reference = ma.fields.String(required=True, metadata={"description": "The institution's own id",
+                                                                 "example": "signal-2026-0042"})
+    kind = code(KIND, required=True)
+    exploitation_type = code(EXPLOITATION_TYPE, required=True)
+    resident_age_band = code(AGE_BAND, required=True, metadata={"description": "The resident's age band"})
+    indicators = ma.fields.List(code(INDICATOR), required=True, metadata={"description": "What staff noticed"})
+    occurred_at = ma.fields.AwareDateTime(required=True, metadata={"description": "When it happened"})
+    recorded_at = ma.fields.AwareDateTime(required=True, metadata={"description": "When the register received it"})
+    status = code(Codes.of_enum(Status), required=True)
+    version = ma.fields.Integer(required=True, metadata={"description": "1, plus one per correction and retraction"})
+    taxonomy_version = ma.fields.String(required=True, metadata={"description": "The taxonomy version it was "
+                                                                                "checked against"})
+    resident_pseudonym = ma.fields.String(allow_none=True, required=True, metadata={
+        "description": "The same resident has the same pseudonym across one institution's rows; keyed for "
+                       "exports, so it matches no other pseudonym. Null without a residentRef"})
+    absence_ended_at = ma.fields.AwareDateTime(allow_none=True, required=True,
+                                               metadata={"description": "absence.endedAt"})
+    absence_whereabouts_known = ma.fields.Boolean(allow_none=True, required=True,
+                                                  metadata={"description": "absence.whereaboutsKnown"})
+    absence_risk_level = code(RISK_LEVEL, allow_none=True, required=True,
+                              metadata={"description": "absence.riskLevel"})
+    absence_reported_missing_to_police = ma.fields.Boolean(allow_none=True, required=True, metadata={
+        "description": "absence.reportedMissingToPolice"})
+    visitor_estimated_age_band = code(AGE_BAND, allow_none=True, required=True,
+                                      metadata={"description": "visitor.estimatedAgeBand"})
+    visitor_relation_claimed = code(RELATION_CLAIMED, allow_none=True, required=True,
+                                    metadata={"description": "visitor.relationClaimed"})
+    meldcode_step = ma.fields.Integer(allow_none=True, required=True,
+                                      metadata={"description": "followUp.meldcodeStep"})
+    reported_to = ma.fields.List(code(REPORTED_TO), required=True, metadata={"description": "followUp.reportedTo"})
+    reported_at = ma.fields.AwareDateTime(allow_none=True, required=True,
+                                          metadata={"description": "followUp.reportedAt"})
 
 
 COLUMNS = tuple(field.data_key for field in ExportRow().fields.values())

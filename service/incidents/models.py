@@ -16,6 +16,8 @@ from service.db import Base, UTCDateTime, value_enum
 
 
 class Status(enum.StrEnum):
+    """Whether an incident counts: a retracted one stays on record but is left out of every statistic."""
+
     ACTIVE = "active"
     RETRACTED = "retracted"
 

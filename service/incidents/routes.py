@@ -137,6 +137,7 @@ class Incidents(MethodView):
 class IncidentBatch(MethodView):
     @blp.arguments(IdempotencyHeader, location="headers")
     @blp.arguments(BatchIn)
+    @blp.doc(operationId="recordIncidentBatch")
     @blp.response(201, BatchOut, headers={"Idempotent-Replayed": REPLAYED})
     @blp.alt_response(409, response="CONFLICT", description="A clientReference is already recorded, or key in use")
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="Idempotency-Key reused for another body")
@@ -221,6 +222,7 @@ class IncidentRetraction(MethodView):
 
 @blp.route("/<uuid:incidentId>/revisions")
 class IncidentRevisions(MethodView):
+    @blp.doc(operationId="listIncidentRevisions")
     @blp.response(200, RevisionList)
     @requires(Role.INSTITUTION)
     @audited(EventType.READ)

@@ -9,17 +9,24 @@ import marshmallow as ma
 from service.incidents.identities import normalise_phone, normalise_plate
 from service.incidents.models import Status
 from service.incidents.rules import incident_errors
+from service.openapi import Codes, code
 from service.pagination import PageArgs, page_schema
 from service.schemas import CamelSchema, FullMatch, StrictSchema, screened
+from service.taxonomy.schemas import (
+    AGE_BAND,
+    EXPLOITATION_TYPE,
+    INDICATOR,
+    KIND,
+    RELATION_CLAIMED,
+    REPORTED_TO,
+    RISK_LEVEL,
+)
 from service.taxonomy.service import load_taxonomy
 
-TAXONOMY = load_taxonomy()
 MAX_BATCH = 500
+TAXONOMY_VERSION = load_taxonomy().version
+REVISION_ACTION = Codes("RevisionAction", ("correction", "retraction"), "What a revision did to the incident.")
 NOTE_LENGTH = 500
-
-
-def _one_of(codes: Any) -> ma.validate.OneOf:
-    return ma.validate.OneOf(list(codes))
 
 
 def _normalisable(normalise: Any, what: str) -> Any:
@@ -44,9 +51,9 @@ NOT_BLANK = ma.validate.Regexp(r"^(?![\s\u001c-\u001f\u0085]*$)[^\u0000-\u0008\u
                                error="Must not be blank.")
 CLIENT_REFERENCE = FullMatch(r"^[A-Za-z0-9._/-]{1,64}$",
                              error="Use 1 to 64 letters, digits and the characters . _ / - (no spaces).")
-AGE_BAND = {"validate": _one_of(TAXONOMY.age_bands)}
 REASON = ma.fields.String(required=True, validate=[ma.validate.Length(1, NOTE_LENGTH), screened],
-                          metadata={"description": "Why; screened like a note (no identifying data)"})
+                          metadata={"description": "Why; screened like a note (no identifying data)",
+                                    "example": "Recorded twice; see signal-2026-0041"})
 
 
 def _required(new: bool) -> dict[str, Any]:
@@ -58,18 +65,27 @@ def _default(new: bool, value: Any) -> dict[str, Any]:
     return {"load_default": value} if new else {}
 
 
+def _described(schema: type[ma.Schema], description: str) -> type[ma.Schema]:
+    schema.__doc__ = description
+    return schema
+
+
 def _absence(new: bool) -> type[ma.Schema]:
-    return CamelSchema.from_dict({
+    return _described(CamelSchema.from_dict({
         "ended_at": ma.fields.AwareDateTime(allow_none=True, metadata={"description": "Absent still when omitted"}),
-        "whereabouts_known": ma.fields.Boolean(**_required(new)),
-        "risk_level": ma.fields.String(**_required(new), validate=_one_of(TAXONOMY.risk_levels)),
-        "reported_missing_to_police": ma.fields.Boolean(**_default(new, False)),
-    }, name="AbsenceIn" if new else "AbsencePatch")
+        "whereabouts_known": ma.fields.Boolean(**_required(new), metadata={
+            "description": "Whether staff knew where the resident was"}),
+        "risk_level": code(RISK_LEVEL, **_required(new)),
+        "reported_missing_to_police": ma.fields.Boolean(**_default(new, False), metadata={
+            "description": "Whether the resident was reported missing to the police"}),
+    }, name="AbsenceIn" if new else "AbsencePatch"), "An absence: required for kind absence, refused for others."
+                      if new else "Changes to the absence block; fields left out keep their value.")
 
 
 def _visitor(new: bool) -> type[ma.Schema]:
-    return CamelSchema.from_dict({
-        "estimated_age_band": ma.fields.String(**_default(new, "unknown"), **AGE_BAND),
+    return _described(CamelSchema.from_dict({
+        "estimated_age_band": code(AGE_BAND, **_default(new, "unknown"), metadata={
+            "description": "How old staff estimate the visitor to be"}),
         "vehicle_plate": ma.fields.String(
             load_only=True, allow_none=True,
             validate=[ma.validate.Length(max=20), _normalisable(normalise_plate, "plate")],
@@ -78,18 +94,22 @@ def _visitor(new: bool) -> type[ma.Schema]:
             load_only=True, allow_none=True,
             validate=[ma.validate.Length(max=30), _normalisable(normalise_phone, "phone number")],
             metadata={"description": "Write-only. Stored only as a keyed fingerprint of the E.164 number"}),
-        "relation_claimed": ma.fields.String(**_default(new, "unknown"), validate=_one_of(TAXONOMY.relations_claimed)),
-    }, name="VisitorIn" if new else "VisitorPatch")
+        "relation_claimed": code(RELATION_CLAIMED, **_default(new, "unknown")),
+    }, name="VisitorIn" if new else "VisitorPatch"), "A suspicious visitor: required for kind suspiciousVisitor, "
+                      "refused for others. Plate and phone number are kept only as fingerprints." if new
+                      else "Changes to the visitor block; fields left out keep their value.")
 
 
 def _follow_up(new: bool) -> type[ma.Schema]:
-    return CamelSchema.from_dict({
+    return _described(CamelSchema.from_dict({
         "meldcode_step": ma.fields.Integer(allow_none=True, validate=ma.validate.Range(1, 5),
                                            metadata={"description": "Highest meldcode step reached (1-5)"}),
-        "reported_to": ma.fields.List(ma.fields.String(validate=_one_of(TAXONOMY.reported_to)),
-                                      **_default(new, list), validate=_unique, metadata=UNIQUE),
-        "reported_at": ma.fields.AwareDateTime(allow_none=True),
-    }, name="FollowUpIn" if new else "FollowUpPatch")
+        "reported_to": ma.fields.List(code(REPORTED_TO), **_default(new, list), validate=_unique, metadata={
+            **UNIQUE, "description": "Authorities the signal was formally reported to, each once"}),
+        "reported_at": ma.fields.AwareDateTime(allow_none=True, metadata={"description": "When it was first reported"}),
+    }, name="FollowUpIn" if new else "FollowUpPatch"), "What was done with the signal: the meldcode step reached "
+                      "and the formal reports made." if new
+                      else "Changes to the follow-up block; fields left out keep their value.")
 
 
 def _incident_fields(new: bool) -> dict[str, ma.fields.Field]:
@@ -104,29 +124,48 @@ def _incident_fields(new: bool) -> dict[str, ma.fields.Field]:
             **required, validate=[CLIENT_REFERENCE, screened],
             metadata={"description": "The institution's own id for the signal, unique per institution: 1 to 64 "
                                      "letters, digits and . _ / -, holding no identifying data (a UUID will do)"}),
-        "location_id": ma.fields.UUID(**required),
-        "kind": ma.fields.String(**required, validate=_one_of(TAXONOMY.kinds)),
-        "exploitation_type": ma.fields.String(**required, validate=_one_of(TAXONOMY.exploitation_types)),
+        "location_id": ma.fields.UUID(**required, metadata={
+            "description": "One of the institution's own locations (GET /institutions/{institutionId}/locations)"}),
+        "kind": code(KIND, **required),
+        "exploitation_type": code(EXPLOITATION_TYPE, **required),
         "occurred_at": ma.fields.AwareDateTime(**required, metadata={"description": "With offset; not in the future"}),
         "resident_ref": ma.fields.String(
             load_only=True, allow_none=True, validate=[ma.validate.Length(1, 100), NOT_BLANK, screened],
             metadata={"description": "Write-only: the institution's own client number. Never stored, logged or "
                                      "returned; kept as an HMAC pseudonym under the institution's key. Refused "
                                      "when it is (or holds) a BSN, phone number or other identifying data"}),
-        "resident_age_band": ma.fields.String(**default("unknown"), **AGE_BAND),
-        "indicators": ma.fields.List(ma.fields.String(validate=_one_of(TAXONOMY.indicators)), **default(list),
-                                     validate=[ma.validate.Length(max=40), _unique], metadata=UNIQUE),
+        "resident_age_band": code(AGE_BAND, **default("unknown"), metadata={"description": "The resident's age band"}),
+        "indicators": ma.fields.List(code(INDICATOR), **default(list), validate=[ma.validate.Length(max=40), _unique],
+                                     metadata={**UNIQUE, "description": "What staff noticed: codes that apply to "
+                                                                        "the kind, each once (GET /taxonomy)"}),
         "note": ma.fields.String(allow_none=True, validate=[ma.validate.Length(max=NOTE_LENGTH), screened],
                                  metadata={"description": "Seen only by the writing institution; refused when it "
                                                           "holds identifying data"}),
         "absence": ma.fields.Nested(_absence(new), allow_none=True, metadata={"description": "Only for kind absence"}),
         "visitor": ma.fields.Nested(_visitor(new), allow_none=True,
                                     metadata={"description": "Only for kind suspiciousVisitor"}),
-        "follow_up": ma.fields.Nested(_follow_up(new), allow_none=True),
+        "follow_up": ma.fields.Nested(_follow_up(new), allow_none=True,
+                                      metadata={"description": "What was done with the signal, when known"}),
     }
 
 
 class IncidentIn(CamelSchema.from_dict(_incident_fields(new=True), name="IncidentBase")):  # type: ignore[misc]
+    """A new signal. Give the block of its kind: `absence` for absence, `visitor` for suspiciousVisitor."""
+
+    EXAMPLE = {
+        "clientReference": "signal-2026-0042",
+        "locationId": "5f0c8a4e-2b1d-4c3e-9f6a-7d8e9a0b1c2d",
+        "kind": "absence",
+        "exploitationType": "sexual",
+        "occurredAt": "2026-11-02T14:30:00+01:00",
+        "residentRef": "CL-20417",
+        "residentAgeBand": "16to17",
+        "indicators": ["offeredMoneyOrGifts"],
+        "absence": {"endedAt": None, "whereaboutsKnown": False, "riskLevel": "orange",
+                    "reportedMissingToPolice": True},
+        "followUp": {"meldcodeStep": 2, "reportedTo": ["veiligThuis"], "reportedAt": "2026-11-02T16:00:00+01:00"},
+    }
+
     @ma.validates_schema(skip_on_field_errors=False)
     def _whole(self, data: dict[str, Any], **_: Any) -> None:
         errors = incident_errors(data)
@@ -135,77 +174,130 @@ class IncidentIn(CamelSchema.from_dict(_incident_fields(new=True), name="Inciden
 
 
 class IncidentPatch(CamelSchema.from_dict(_incident_fields(new=False), name="IncidentFields")):  # type: ignore[misc]
-    """A JSON merge patch: fields left out keep their value; null clears an optional one."""
+    """A JSON merge patch: fields left out keep their value; null clears an optional one. `reason` is required."""
+
+    EXAMPLE = {"residentAgeBand": "12to15", "reason": "Age band corrected after intake"}
 
     reason = REASON
 
 
 class BatchIn(CamelSchema):
+    """Up to 500 new signals, recorded all or none."""
+
     items = ma.fields.List(ma.fields.Nested(IncidentIn), required=True, validate=ma.validate.Length(1, MAX_BATCH),
                            metadata={"description": f"1 to {MAX_BATCH} incidents, recorded all or none"})
 
 
 class RetractionIn(CamelSchema):
+    """Why the incident is retracted."""
+
+    EXAMPLE = {"reason": "Recorded twice; see signal-2026-0041"}
     reason = REASON
 
 
 class AbsenceOut(CamelSchema):
-    ended_at = ma.fields.AwareDateTime(allow_none=True, required=True)
-    whereabouts_known = ma.fields.Boolean(required=True)
-    risk_level = ma.fields.String(required=True)
-    reported_missing_to_police = ma.fields.Boolean(required=True)
+    """An absence: when it ended, whether the resident's whereabouts were known, and the risk assessed."""
+
+    ended_at = ma.fields.AwareDateTime(allow_none=True, required=True,
+                                       metadata={"description": "When the resident was back; null while absent"})
+    whereabouts_known = ma.fields.Boolean(required=True, metadata={
+        "description": "Whether staff knew where the resident was"})
+    risk_level = code(RISK_LEVEL, required=True)
+    reported_missing_to_police = ma.fields.Boolean(required=True, metadata={
+        "description": "Whether the resident was reported missing to the police"})
 
 
 class VisitorOut(CamelSchema):
-    estimated_age_band = ma.fields.String(required=True)
-    relation_claimed = ma.fields.String(required=True)
-    vehicle_plate_recorded = ma.fields.Boolean(required=True)
-    phone_number_recorded = ma.fields.Boolean(required=True)
+    """A suspicious visitor as recorded: the plate and phone number are never returned, only whether one was
+    given."""
+
+    estimated_age_band = code(AGE_BAND, required=True, metadata={
+        "description": "How old staff estimate the visitor to be"})
+    relation_claimed = code(RELATION_CLAIMED, required=True)
+    vehicle_plate_recorded = ma.fields.Boolean(required=True, metadata={
+        "description": "A vehicle plate was given (it is kept only as a fingerprint)"})
+    phone_number_recorded = ma.fields.Boolean(required=True, metadata={
+        "description": "A phone number was given (it is kept only as a fingerprint)"})
 
 
 class FollowUpOut(CamelSchema):
-    meldcode_step = ma.fields.Integer(allow_none=True, required=True)
-    reported_to = ma.fields.List(ma.fields.String(), required=True)
-    reported_at = ma.fields.AwareDateTime(allow_none=True, required=True)
+    """What was done with the signal: the meldcode step reached and the formal reports made."""
+
+    meldcode_step = ma.fields.Integer(allow_none=True, required=True,
+                                      metadata={"description": "Highest meldcode step reached (1-5)"})
+    reported_to = ma.fields.List(code(REPORTED_TO), required=True,
+                                 metadata={"description": "Authorities the signal was formally reported to"})
+    reported_at = ma.fields.AwareDateTime(allow_none=True, required=True,
+                                          metadata={"description": "When it was first reported"})
 
 
 class IncidentOut(CamelSchema):
-    id = ma.fields.UUID(required=True)
-    institution_id = ma.fields.UUID(required=True)
-    client_reference = ma.fields.String(required=True)
-    location_id = ma.fields.UUID(required=True)
-    kind = ma.fields.String(required=True)
-    exploitation_type = ma.fields.String(required=True)
-    occurred_at = ma.fields.AwareDateTime(required=True)
-    recorded_at = ma.fields.AwareDateTime(required=True)
+    """A recorded signal as its institution sees it. Identifying fields are never returned."""
+
+    EXAMPLE = {
+        "id": "0d7c2e4a-6b1f-4a8e-b3c9-2f5d8e1a7c40", "institutionId": "9a3e5c1b-7d2f-4e6a-8b0c-1f4d7e2a5b93",
+        "clientReference": "signal-2026-0042", "locationId": "5f0c8a4e-2b1d-4c3e-9f6a-7d8e9a0b1c2d",
+        "kind": "absence", "exploitationType": "sexual", "occurredAt": "2026-11-02T14:30:00+01:00",
+        "recordedAt": "2026-11-02T15:02:11+01:00", "residentRecorded": True, "residentAgeBand": "16to17",
+        "indicators": ["offeredMoneyOrGifts"], "note": None,
+        "absence": {"endedAt": None, "whereaboutsKnown": False, "riskLevel": "orange",
+                    "reportedMissingToPolice": True},
+        "visitor": None,
+        "followUp": {"meldcodeStep": 2, "reportedTo": ["veiligThuis"], "reportedAt": "2026-11-02T16:00:00+01:00"},
+        "status": "active", "version": 1, "taxonomyVersion": TAXONOMY_VERSION, "retractedAt": None,
+    }
+
+    id = ma.fields.UUID(required=True, metadata={"description": "The incident's id in the register"})
+    institution_id = ma.fields.UUID(required=True, metadata={"description": "The recording institution"})
+    client_reference = ma.fields.String(required=True, metadata={
+        "description": "The institution's own id for the signal", "example": "signal-2026-0042"})
+    location_id = ma.fields.UUID(required=True, metadata={"description": "The location it happened at"})
+    kind = code(KIND, required=True)
+    exploitation_type = code(EXPLOITATION_TYPE, required=True)
+    occurred_at = ma.fields.AwareDateTime(required=True, metadata={"description": "When it happened"})
+    recorded_at = ma.fields.AwareDateTime(required=True, metadata={"description": "When the register received it"})
     resident_recorded = ma.fields.Boolean(required=True,
                                           metadata={"description": "A residentRef was given (it is not returned)"})
-    resident_age_band = ma.fields.String(required=True)
-    indicators = ma.fields.List(ma.fields.String(), required=True)
-    note = ma.fields.String(allow_none=True, required=True)
-    absence = ma.fields.Nested(AbsenceOut, allow_none=True, required=True)
-    visitor = ma.fields.Nested(VisitorOut, allow_none=True, required=True)
-    follow_up = ma.fields.Nested(FollowUpOut, allow_none=True, required=True)
+    resident_age_band = code(AGE_BAND, required=True, metadata={"description": "The resident's age band"})
+    indicators = ma.fields.List(code(INDICATOR), required=True, metadata={"description": "What staff noticed"})
+    note = ma.fields.String(allow_none=True, required=True, metadata={
+        "description": "Free text seen only by the writing institution",
+        "example": "Unknown car waited at the gate for an hour"})
+    absence = ma.fields.Nested(AbsenceOut, allow_none=True, required=True,
+                               metadata={"description": "For kind absence; otherwise null"})
+    visitor = ma.fields.Nested(VisitorOut, allow_none=True, required=True,
+                               metadata={"description": "For kind suspiciousVisitor; otherwise null"})
+    follow_up = ma.fields.Nested(FollowUpOut, allow_none=True, required=True,
+                                 metadata={"description": "What was done with the signal; null when not given"})
     status = ma.fields.Enum(Status, by_value=True, required=True)
-    version = ma.fields.Integer(required=True)
-    taxonomy_version = ma.fields.String(required=True)
-    retracted_at = ma.fields.AwareDateTime(allow_none=True, required=True)
+    version = ma.fields.Integer(required=True, metadata={
+        "description": "Goes up by one with every correction and the retraction; send it back in If-Match (the ETag)"})
+    taxonomy_version = ma.fields.String(required=True, metadata={
+        "description": "The taxonomy version the incident was checked against", "example": TAXONOMY_VERSION})
+    retracted_at = ma.fields.AwareDateTime(allow_none=True, required=True,
+                                           metadata={"description": "When it was retracted; null while active"})
 
 
 class BatchOut(CamelSchema):
-    items = ma.fields.List(ma.fields.Nested(IncidentOut), required=True)
+    """The recorded incidents, in the order sent."""
+
+    items = ma.fields.List(ma.fields.Nested(IncidentOut), required=True,
+                           metadata={"description": "The recorded incidents, in the order sent"})
 
 
 class IncidentFilters(PageArgs):
-    location_id = ma.fields.UUID()
-    kind = ma.fields.String(validate=_one_of(TAXONOMY.kinds))
-    exploitation_type = ma.fields.String(validate=_one_of(TAXONOMY.exploitation_types))
-    status = ma.fields.Enum(Status, by_value=True)
+    location_id = ma.fields.UUID(metadata={"description": "Only incidents at this location"})
+    kind = code(KIND)
+    exploitation_type = code(EXPLOITATION_TYPE)
+    status = ma.fields.Enum(Status, by_value=True, metadata={"description": "Only active or only retracted ones"})
     occurred_from = ma.fields.AwareDateTime(metadata={"description": "Inclusive"})
     occurred_to = ma.fields.AwareDateTime(metadata={"description": "Exclusive"})
 
 
 class IncidentSearch(IncidentFilters):
+    """The list's filters, and a resident, for POST /incidents/_search."""
+
+    EXAMPLE = {"residentRef": "CL-20417", "status": "active", "limit": 50}
     resident_ref = ma.fields.String(load_only=True, validate=[ma.validate.Length(1, 100), NOT_BLANK],
                                     metadata={"description": "Finds this resident's incidents; sent in the body "
                                                              "because it must never travel in a URL"})
@@ -215,27 +307,35 @@ IncidentPage = page_schema(IncidentOut, "IncidentPage")
 
 
 class RevisionOut(CamelSchema):
-    version = ma.fields.Integer(required=True)
-    action = ma.fields.String(required=True, metadata={"description": "correction or retraction"})
-    reason = ma.fields.String(required=True)
-    client_id = ma.fields.UUID(required=True)
-    changed_at = ma.fields.AwareDateTime(required=True)
+    """One correction or the retraction of an incident: who, when, why and what changed."""
+
+    version = ma.fields.Integer(required=True, metadata={"description": "The version this change made"})
+    action = code(REVISION_ACTION, required=True)
+    reason = ma.fields.String(required=True, metadata={"description": "Why, as the institution gave it",
+                                                       "example": "Wrong location chosen"})
+    client_id = ma.fields.UUID(required=True, metadata={"description": "The API client that made the change"})
+    changed_at = ma.fields.AwareDateTime(required=True, metadata={"description": "When"})
     changes = ma.fields.Dict(required=True, metadata={
         "description": "Per changed field: old and new values; for write-only fields and the note only "
                        "`changed: true`"})
 
 
 class RevisionList(CamelSchema):
-    items = ma.fields.List(ma.fields.Nested(RevisionOut), required=True)
+    """An incident's corrections and retraction, oldest first."""
+
+    items = ma.fields.List(ma.fields.Nested(RevisionOut), required=True,
+                           metadata={"description": "Oldest first"})
 
 
 class IdempotencyHeader(StrictSchema):
     idempotency_key = ma.fields.String(data_key="Idempotency-Key", validate=ma.validate.Length(1, 255), metadata={
+        "example": "4c1f6a52-0e8b-4d3f-a2c7-9b5e1d0f3a68",
         "description": "Makes a retry safe: the same key and body within 24 hours replay the first response; "
                        "another body is 422; while the first is still running, 409."})
 
 
 class IfMatchHeader(StrictSchema):
     if_match = ma.fields.String(data_key="If-Match", metadata={
+        "example": '"1"',
         "description": "The ETag of the version being corrected, e.g. \"3\". Required: 428 without it, 412 when "
                        "the incident has changed since."})

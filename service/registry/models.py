@@ -14,6 +14,9 @@ from service.db import Base, UTCDateTime, value_enum
 
 
 class Sector(enum.StrEnum):
+    """The kind of care an institution gives: youthCare, secureYouthCare (closed youth care), disabilityCare,
+    mentalHealth, shelter, or other."""
+
     YOUTH_CARE = "youthCare"
     SECURE_YOUTH_CARE = "secureYouthCare"
     DISABILITY_CARE = "disabilityCare"
@@ -23,6 +26,8 @@ class Sector(enum.StrEnum):
 
 
 class Setting(enum.StrEnum):
+    """How a location houses its residents: open, semiSecure, secure, shelter, or dayCare (no overnight stay)."""
+
     OPEN = "open"
     SEMI_SECURE = "semiSecure"
     SECURE = "secure"

@@ -11,7 +11,7 @@ from sqlalchemy import Select
 from service.auth.access import current_caller, requires
 from service.auth.models import Role
 from service.db import db
-from service.http import Blueprint
+from service.http import CREATED_AT, Blueprint
 from service.pagination import LINK_HEADER, PageArgs, page_schema, paginated
 from service.registry import service
 from service.registry.models import Institution, Location
@@ -38,7 +38,7 @@ class Institutions(MethodView):
         return service.visible_institutions(current_caller())
 
     @blp.arguments(InstitutionIn)
-    @blp.response(201, InstitutionOut)
+    @blp.response(201, InstitutionOut, headers={"Location": CREATED_AT})
     @requires(Role.ADMIN)
     def post(self, data: dict[str, Any]) -> tuple[Institution, int, dict[str, str]]:
         """Register an institution"""
@@ -68,7 +68,7 @@ class Locations(MethodView):
         return service.visible_locations(caller, institutionId)
 
     @blp.arguments(LocationIn)
-    @blp.response(201, LocationOut)
+    @blp.response(201, LocationOut, headers={"Location": CREATED_AT})
     @requires(Role.ADMIN)
     def post(self, data: dict[str, Any], institutionId: uuid.UUID) -> tuple[Location, int, dict[str, str]]:
         """Add a location with its capacity history"""
@@ -88,7 +88,9 @@ class LocationItem(MethodView):
 @blp.route("/<uuid:institutionId>/locations/<uuid:locationId>/capacities")
 class Capacities(MethodView):
     @blp.arguments(CapacityIn)
+    @blp.doc(operationId="recordCapacityChange")
     @blp.response(201, LocationOut)
+    @blp.alt_response(409, response="CONFLICT", description="The location already has a capacity from that date")
     @requires(Role.ADMIN)
     def post(self, data: dict[str, Any], institutionId: uuid.UUID, locationId: uuid.UUID) -> tuple[Location, int]:
         """Record a change of capacity

@@ -13,39 +13,56 @@ MUNICIPALITY_CODE = FullMatch(r"^GM[0-9]{4}$", error="Use a CBS municipality cod
 POSTCODE4 = FullMatch(r"^[1-9][0-9]{3}$", error="Use the four digits of a postcode, such as 9712.")
 # Shown to analysts in every statistics unit: screened like a note.
 NAME = {"validate": [ma.validate.Length(1, 200), screened],
-        "metadata": {"description": "Refused when it holds identifying data (a phone number, an address, ...)"}}
+        "metadata": {"description": "Shown to analysts in statistics; refused when it holds identifying data (a "
+                                    "phone number, an address, ...)", "example": "Het Anker"}}
+MUNICIPALITY = {"description": "CBS municipality code (GM and four digits)", "example": "GM0014"}
 
 
 class InstitutionIn(CamelSchema):
+    """A new care institution."""
+
     name = ma.fields.String(required=True, **NAME)
     sector = ma.fields.Enum(Sector, by_value=True, required=True)
     municipality_code = ma.fields.String(required=True, validate=MUNICIPALITY_CODE,
-                                         metadata={"example": "GM0014"})
+                                         metadata={**MUNICIPALITY, "description": "Where its main office is"})
 
 
 class InstitutionOut(CamelSchema):
-    id = ma.fields.UUID(required=True)
-    name = ma.fields.String(required=True)
+    """A care institution."""
+
+    id = ma.fields.UUID(required=True, metadata={"description": "The institution's id"})
+    name = ma.fields.String(required=True, metadata={"description": "Its name", "example": "Het Anker"})
     sector = ma.fields.Enum(Sector, by_value=True, required=True)
-    municipality_code = ma.fields.String(required=True)
-    created_at = ma.fields.AwareDateTime(required=True)
+    municipality_code = ma.fields.String(required=True, metadata={**MUNICIPALITY,
+                                                                  "description": "Where its main office is"})
+    created_at = ma.fields.AwareDateTime(required=True, metadata={"description": "When it was registered"})
 
 
 class CapacityIn(CamelSchema):
+    """The number of places at a location from a date on."""
+
+    EXAMPLE = {"validFrom": "2026-01-01", "places": 12}
+
     valid_from = ma.fields.Date(required=True, metadata={"description": "First day the places existed"})
-    places = ma.fields.Integer(required=True, validate=ma.validate.Range(0, 10_000))
+    places = ma.fields.Integer(required=True, validate=ma.validate.Range(0, 10_000),
+                               metadata={"description": "Places (beds) from validFrom on", "example": 12})
 
 
 class CapacityOut(CamelSchema):
-    valid_from = ma.fields.Date(required=True)
-    places = ma.fields.Integer(required=True)
+    """The number of places at a location from a date on."""
+
+    valid_from = ma.fields.Date(required=True, metadata={"description": "First day the places existed"})
+    places = ma.fields.Integer(required=True, metadata={"description": "Places (beds) from validFrom on",
+                                                       "example": 12})
 
 
 class LocationIn(CamelSchema):
+    """A new location of an institution, with its capacity history (statistics need the places of each period)."""
+
     name = ma.fields.String(required=True, **NAME)
-    postcode4 = ma.fields.String(required=True, validate=POSTCODE4, metadata={"example": "9712"})
-    municipality_code = ma.fields.String(required=True, validate=MUNICIPALITY_CODE,
-                                         metadata={"example": "GM0014"})
+    postcode4 = ma.fields.String(required=True, validate=POSTCODE4, metadata={
+        "description": "The four digits of its postcode (PC4 area)", "example": "9712"})
+    municipality_code = ma.fields.String(required=True, validate=MUNICIPALITY_CODE, metadata=MUNICIPALITY)
     setting = ma.fields.Enum(Setting, by_value=True, required=True)
     capacities = ma.fields.List(ma.fields.Nested(CapacityIn), required=True,
                                 validate=ma.validate.Length(1, 400),
@@ -59,11 +76,15 @@ class LocationIn(CamelSchema):
 
 
 class LocationOut(CamelSchema):
-    id = ma.fields.UUID(required=True)
-    institution_id = ma.fields.UUID(required=True)
-    name = ma.fields.String(required=True)
-    postcode4 = ma.fields.String(required=True)
-    municipality_code = ma.fields.String(required=True)
+    """A location of an institution, with its capacity history."""
+
+    id = ma.fields.UUID(required=True, metadata={"description": "The location's id (locationId of incidents)"})
+    institution_id = ma.fields.UUID(required=True, metadata={"description": "The institution it belongs to"})
+    name = ma.fields.String(required=True, metadata={"description": "Its name", "example": "Het Anker, Noord"})
+    postcode4 = ma.fields.String(required=True, metadata={"description": "The four digits of its postcode",
+                                                          "example": "9712"})
+    municipality_code = ma.fields.String(required=True, metadata=MUNICIPALITY)
     setting = ma.fields.Enum(Setting, by_value=True, required=True)
-    capacities = ma.fields.List(ma.fields.Nested(CapacityOut), required=True)
-    created_at = ma.fields.AwareDateTime(required=True)
+    capacities = ma.fields.List(ma.fields.Nested(CapacityOut), required=True,
+                                metadata={"description": "Capacity history, oldest first"})
+    created_at = ma.fields.AwareDateTime(required=True, metadata={"description": "When it was registered"})

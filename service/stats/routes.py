@@ -42,6 +42,7 @@ def _body(data: dict[str, Any], args: dict[str, Any]) -> Response:
 @blp.route("/hotspots")
 class Hotspots(MethodView):
     @blp.arguments(HotspotArgs, location="query")
+    @blp.doc(operationId="getHotspots")
     @blp.response(200, HotspotsOut)
     @requires(Role.ANALYST)
     @audited(EventType.STATISTICS)
@@ -59,6 +60,7 @@ class Hotspots(MethodView):
 @blp.route("/trends")
 class Trends(MethodView):
     @blp.arguments(TrendArgs, location="query")
+    @blp.doc(operationId="getTrends")
     @blp.response(200, TrendsOut)
     @requires(Role.ANALYST)
     @audited(EventType.STATISTICS)
@@ -75,6 +77,7 @@ class Trends(MethodView):
 @blp.route("/reporting-funnel")
 class ReportingFunnel(MethodView):
     @blp.arguments(FunnelArgs, location="query")
+    @blp.doc(operationId="getReportingFunnel")
     @blp.response(200, FunnelOut)
     @requires(Role.ANALYST)
     @audited(EventType.STATISTICS)

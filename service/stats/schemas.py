@@ -6,14 +6,27 @@ from typing import Any
 
 import marshmallow as ma
 
+from service.openapi import Codes, code, member_names
 from service.periods import PERIOD_TYPES, PeriodField, period_range
 from service.registry.schemas import MUNICIPALITY_CODE
 from service.schemas import CamelSchema
 from service.stats.models import BREAKDOWNS, DELAY_BANDS, GROUPS, MAX_PERIODS
-from service.taxonomy.service import load_taxonomy
+from service.taxonomy.schemas import EXPLOITATION_TYPE, KIND
 
-TAXONOMY = load_taxonomy()
 BANDS = ("below998", "below95", "within", "above95", "above998")
+UNIT_TYPE = Codes("UnitType", GROUPS, "What a unit of a statistic is: an institution, a location, a postcode area "
+                  "(PC4) or a municipality.")
+FUNNEL_UNIT_TYPE = Codes("FunnelUnitType", ("institution", "municipality"),
+                         "What a unit of the reporting funnel is: an institution or a municipality.")
+BREAKDOWN = Codes("Breakdown", tuple(BREAKDOWNS), "A dimension to break counts down by: kind, exploitationType or "
+                  "ageBand (of the resident).")
+PERIOD_TYPE = Codes("PeriodType", PERIOD_TYPES, "The length of the periods of a trend.")
+FUNNEL_BAND = Codes("FunnelBand", BANDS, "Where a unit's rate lies on the funnel plot against the reference: "
+                    "below the 99.8% or 95% control limit, within them, or above the 95% or 99.8% limit.")
+TREND = Codes("Trend", ("up", "down", "flat", "unknown"),
+              "How the rate changed since the period before; unknown when either period was suppressed.")
+REPORTING_DELAY = Codes("ReportingDelay", DELAY_BANDS, "A number of days within which reports are counted.",
+                        member_names(DELAY_BANDS, "WITHIN"))
 
 
 ONE_ATTRIBUTE = ("At most one of kind, exploitationType and breakdown: with time and place, a third dimension is "
@@ -23,13 +36,14 @@ ONE_ATTRIBUTE = ("At most one of kind, exploitationType and breakdown: with time
 class Filters(CamelSchema):
     """Place, time and at most one attribute: a kind or exploitation-type filter, or (hotspots) a breakdown."""
 
-    kind = ma.fields.String(validate=ma.validate.OneOf(list(TAXONOMY.kinds)), metadata={
+    kind = code(KIND, metadata={
         "description": "Only signals of this kind. Counts become cells of an attribute: shown only for units of at "
                        "least 2K signals, and from K up (a zero too is shown as suppressed)"})
-    exploitation_type = ma.fields.String(validate=ma.validate.OneOf(list(TAXONOMY.exploitation_types)), metadata={
+    exploitation_type = code(EXPLOITATION_TYPE, metadata={
         "description": "Only signals of this exploitation type; counted as an attribute, like `kind`"})
     municipality_code = ma.fields.String(validate=MUNICIPALITY_CODE,
-                                         metadata={"description": "Narrow to one municipality in scope"})
+                                         metadata={"description": "Narrow to one municipality in scope",
+                                                   "example": "GM0014"})
 
     @ma.validates_schema
     def _one_attribute(self, data: dict[str, Any], **_: Any) -> None:
@@ -38,25 +52,30 @@ class Filters(CamelSchema):
             raise ma.ValidationError({self.fields[name].data_key or name: [ONE_ATTRIBUTE] for name in given[1:]})
 
 
+PERIOD = {"description": "A fixed period: a month (2026-03), quarter (2026-Q3), ISO week (2026-W10) or year (2026)",
+          "example": "2026-Q3"}
+GROUP_BY = {"description": "What the units (rows) are"}
+
+
 class HotspotArgs(Filters):
-    period = PeriodField(required=True, metadata={"example": "2026-Q3"})
-    group_by = ma.fields.String(required=True, validate=ma.validate.OneOf(GROUPS))
-    breakdown = ma.fields.String(validate=ma.validate.OneOf(list(BREAKDOWNS)), metadata={
+    period = PeriodField(required=True, metadata=PERIOD)
+    group_by = code(UNIT_TYPE, required=True, metadata=GROUP_BY)
+    breakdown = code(BREAKDOWN, metadata={
         "description": "Counts per code of this dimension in every unit; an attribute like a filter, and not "
                        "together with one"})
 
 
-# No example: a documented example could not match every periodType.
-RANGE_END = {"metadata": {"description": "A fixed period of periodType"}}
+# Examples that go together: a quarter from and to for periodType quarter.
+RANGE_END = "A fixed period of periodType"
 
 
 class TrendArgs(Filters):
     """Loaded with `periods`: every period from `from` to `to`."""
 
-    period_type = ma.fields.String(required=True, validate=ma.validate.OneOf(PERIOD_TYPES))
-    from_ = PeriodField(required=True, data_key="from", **RANGE_END)
-    to = PeriodField(required=True, **RANGE_END)
-    group_by = ma.fields.String(required=True, validate=ma.validate.OneOf(GROUPS))
+    period_type = code(PERIOD_TYPE, required=True, metadata={"example": "quarter"})
+    from_ = PeriodField(required=True, data_key="from", metadata={"description": RANGE_END, "example": "2026-Q1"})
+    to = PeriodField(required=True, metadata={"description": RANGE_END, "example": "2026-Q3"})
+    group_by = code(UNIT_TYPE, required=True, metadata=GROUP_BY)
 
     def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:
         if field_name != "from_":
@@ -79,11 +98,13 @@ class TrendArgs(Filters):
 
 
 class FunnelArgs(Filters):
-    period = PeriodField(required=True, metadata={"example": "2026-Q3"})
-    group_by = ma.fields.String(required=True, validate=ma.validate.OneOf(("institution", "municipality")))
+    period = PeriodField(required=True, metadata=PERIOD)
+    group_by = code(FUNNEL_UNIT_TYPE, required=True, metadata=GROUP_BY)
 
 
 class CellOut(ma.Schema):
+    """A released count: rounded and perturbed, or suppressed (null) when it could identify someone."""
+
     value = ma.fields.Integer(allow_none=True, required=True, metadata={
         "description": "Rounded to base 5 by cell-key perturbation; null when suppressed"})
     suppressed = ma.fields.Boolean(required=True, metadata={"description": "Shown as <10: too few, or dominated"})
@@ -94,110 +115,160 @@ def _cell(**kwargs: Any) -> ma.fields.Nested:
 
 
 class UnitOut(CamelSchema):
-    id = ma.fields.String(required=True, metadata={"description": "Institution or location id, PC4 or CBS code"})
-    name = ma.fields.String(required=True)
+    """What a row of a statistic is about: an institution, location, postcode area or municipality."""
+
+    id = ma.fields.String(required=True, metadata={"description": "Institution or location id, PC4 or CBS code",
+                                                   "example": "GM0014"})
+    name = ma.fields.String(required=True, metadata={"description": "A name to show", "example": "Groningen"})
+
+
+PERIOD_OUT = {"description": "The period", "example": "2026-Q3"}
+PLACES = {"description": "Exposure in place-months: the places that existed, month by month"}
+RATE = {"description": "Released incidents per 10 places per month; null without places"}
+UNIT = {"description": "The unit"}
 
 
 class PreviousOut(CamelSchema):
-    period = ma.fields.String(required=True)
-    incidents = _cell()
-    residents = _cell()
-    places = ma.fields.Float(required=True)
-    rate_per_10_places = ma.fields.Float(allow_none=True, required=True)
+    """The same unit in the period before."""
+
+    period = ma.fields.String(required=True, metadata=PERIOD_OUT)
+    incidents = _cell(metadata={"description": "Signals"})
+    residents = _cell(metadata={"description": "Distinct residents"})
+    places = ma.fields.Float(required=True, metadata=PLACES)
+    rate_per_10_places = ma.fields.Float(allow_none=True, required=True, metadata=RATE)
 
 
 class BreakdownOut(CamelSchema):
-    value = ma.fields.String(required=True)
-    incidents = _cell()
+    """The signals of one code of the breakdown's dimension."""
+
+    value = ma.fields.String(required=True, metadata={"description": "The code (a kind, exploitation type or age "
+                                                                     "band)", "example": "sexual"})
+    incidents = _cell(metadata={"description": "Signals with this code"})
 
 
 class HotspotOut(CamelSchema):
-    unit = ma.fields.Nested(UnitOut, required=True)
-    incidents = _cell()
+    """One unit on the funnel plot: its released counts, rate and how it compares with the reference."""
+
+    unit = ma.fields.Nested(UnitOut, required=True, metadata=UNIT)
+    incidents = _cell(metadata={"description": "Signals"})
     residents = _cell(metadata={"description": "Distinct residents; suppressed whenever `incidents` is"})
     places = ma.fields.Float(required=True, metadata={"description": "Exposure in place-months"})
     rate_per_10_places = ma.fields.Float(allow_none=True, required=True,
                                          metadata={"description": "Released incidents per 10 places per month"})
-    expected = ma.fields.Float(allow_none=True, required=True)
+    expected = ma.fields.Float(allow_none=True, required=True, metadata={
+        "description": "Signals expected at the reference rate for this unit's places"})
     ratio = ma.fields.Float(allow_none=True, required=True, metadata={"description": "Observed / expected"})
-    funnel_band = ma.fields.String(allow_none=True, required=True, validate=ma.validate.OneOf(BANDS))
+    funnel_band = code(FUNNEL_BAND, allow_none=True, required=True)
     eb_rate_per_10_places = ma.fields.Float(allow_none=True, required=True,
                                             metadata={"description": "Empirical-Bayes rate; the order of units"})
     previous = ma.fields.Nested(PreviousOut, required=True, allow_none=True, metadata={
         "description": "The period before; null for a suppressed unit, whose companions are never shown"})
-    trend = ma.fields.String(required=True, validate=ma.validate.OneOf(("up", "down", "flat", "unknown")))
-    breakdown = ma.fields.List(ma.fields.Nested(BreakdownOut))
+    trend = code(TREND, required=True)
+    breakdown = ma.fields.List(ma.fields.Nested(BreakdownOut), metadata={
+        "description": "Signals per code of the breakdown asked for; absent without one"})
 
 
 class ReferenceOut(CamelSchema):
-    incidents = _cell()
-    places = ma.fields.Float(required=True)
-    rate_per_10_places = ma.fields.Float(allow_none=True, required=True)
-    overdispersion = ma.fields.Float(required=True)
-    overdispersion_applied = ma.fields.Boolean(required=True)
+    """All units together: the rate every unit is compared with."""
+
+    incidents = _cell(metadata={"description": "Signals"})
+    places = ma.fields.Float(required=True, metadata=PLACES)
+    rate_per_10_places = ma.fields.Float(allow_none=True, required=True, metadata=RATE)
+    overdispersion = ma.fields.Float(required=True, metadata={
+        "description": "How much more the units vary than chance alone would make them (1: not at all)"})
+    overdispersion_applied = ma.fields.Boolean(required=True, metadata={
+        "description": "Whether the control limits were widened for overdispersion"})
 
 
 class DominanceOut(CamelSchema):
-    n = ma.fields.Integer(required=True)
-    max_share = ma.fields.Float(required=True)
+    """The dominance rule: a cell is suppressed when its n largest contributors hold more than maxShare."""
+
+    n = ma.fields.Integer(required=True, metadata={"description": "Contributors counted", "example": 2})
+    max_share = ma.fields.Float(required=True, metadata={"description": "Largest share allowed", "example": 0.75})
 
 
 class DisclosureOut(CamelSchema):
-    k = ma.fields.Integer(required=True)
-    dominance = ma.fields.Nested(DominanceOut, required=True)
-    rounding_base = ma.fields.Integer(required=True)
-    perturbation_table = ma.fields.String(required=True)
+    """The disclosure control applied to every count of the response."""
+
+    k = ma.fields.Integer(required=True, metadata={"description": "Counts below k are suppressed", "example": 10})
+    dominance = ma.fields.Nested(DominanceOut, required=True, metadata={"description": "The dominance rule"})
+    rounding_base = ma.fields.Integer(required=True, metadata={"description": "Released counts are multiples of it",
+                                                               "example": 5})
+    perturbation_table = ma.fields.String(required=True, metadata={
+        "description": "The version of the cell-key perturbation table", "example": "2026.2"})
 
 
 class HotspotsOut(CamelSchema):
-    period = ma.fields.String(required=True)
-    group_by = ma.fields.String(required=True)
-    units = ma.fields.List(ma.fields.Nested(HotspotOut), required=True)
-    reference = ma.fields.Nested(ReferenceOut, required=True)
-    disclosure = ma.fields.Nested(DisclosureOut, required=True)
+    """Units of one period on a funnel plot, ordered by their Empirical-Bayes rate."""
+
+    period = ma.fields.String(required=True, metadata=PERIOD_OUT)
+    group_by = code(UNIT_TYPE, required=True, metadata=GROUP_BY)
+    units = ma.fields.List(ma.fields.Nested(HotspotOut), required=True, metadata={
+        "description": "Highest Empirical-Bayes rate first"})
+    reference = ma.fields.Nested(ReferenceOut, required=True, metadata={"description": "All units together"})
+    disclosure = ma.fields.Nested(DisclosureOut, required=True, metadata={"description": "How counts were protected"})
 
 
 class PointOut(CamelSchema):
-    period = ma.fields.String(required=True)
-    incidents = _cell()
-    places = ma.fields.Float(required=True)
-    rate_per_10_places = ma.fields.Float(allow_none=True, required=True)
+    """One period of a trend."""
+
+    period = ma.fields.String(required=True, metadata=PERIOD_OUT)
+    incidents = _cell(metadata={"description": "Signals"})
+    places = ma.fields.Float(required=True, metadata=PLACES)
+    rate_per_10_places = ma.fields.Float(allow_none=True, required=True, metadata=RATE)
 
 
 class SeriesOut(CamelSchema):
-    unit = ma.fields.Nested(UnitOut, required=True)
-    series = ma.fields.List(ma.fields.Nested(PointOut), required=True)
+    """The trend of one unit."""
+
+    unit = ma.fields.Nested(UnitOut, required=True, metadata=UNIT)
+    series = ma.fields.List(ma.fields.Nested(PointOut), required=True, metadata={"description": "Oldest first"})
 
 
 class TrendsOut(CamelSchema):
-    period_type = ma.fields.String(required=True)
-    group_by = ma.fields.String(required=True)
-    units = ma.fields.List(ma.fields.Nested(SeriesOut), required=True)
-    total = ma.fields.List(ma.fields.Nested(PointOut), required=True)
-    disclosure = ma.fields.Nested(DisclosureOut, required=True)
+    """Signals per period and unit, and for all units together."""
+
+    period_type = code(PERIOD_TYPE, required=True)
+    group_by = code(UNIT_TYPE, required=True, metadata=GROUP_BY)
+    units = ma.fields.List(ma.fields.Nested(SeriesOut), required=True, metadata={"description": "One per unit"})
+    total = ma.fields.List(ma.fields.Nested(PointOut), required=True,
+                           metadata={"description": "All units together, oldest first"})
+    disclosure = ma.fields.Nested(DisclosureOut, required=True, metadata={"description": "How counts were protected"})
+
+
+SHARE = "Share of signals {}: a fraction from 0 to 1, null when either count is suppressed"
 
 
 class StagesOut(CamelSchema):
-    signals = _cell()
-    reached_step2 = _cell()
-    reached_step5 = _cell()
+    """How many signals reached each stage, from noticed to formally reported."""
+
+    signals = _cell(metadata={"description": "Signals recorded"})
+    reached_step2 = _cell(metadata={"description": "Signals that reached meldcode step 2 (consultation)"})
+    reached_step5 = _cell(metadata={"description": "Signals that reached meldcode step 5 (decide: help or report)"})
     reported = _cell(metadata={"description": "Formally reported (police, ZVH, Veilig Thuis, CoMensha, IGJ)"})
-    step2_share = ma.fields.Float(allow_none=True, required=True)
-    step5_share = ma.fields.Float(allow_none=True, required=True)
-    reported_share = ma.fields.Float(allow_none=True, required=True)
+    step2_share = ma.fields.Float(allow_none=True, required=True,
+                                  metadata={"description": SHARE.format("that reached step 2")})
+    step5_share = ma.fields.Float(allow_none=True, required=True,
+                                  metadata={"description": SHARE.format("that reached step 5")})
+    reported_share = ma.fields.Float(allow_none=True, required=True,
+                                     metadata={"description": SHARE.format("formally reported")})
     median_days_to_report = ma.fields.Integer(allow_none=True, required=True, metadata={
         "description": "The first of " + ", ".join(map(str, DELAY_BANDS)) + " days within which half the reports "
                        "were made, read from released counts of reports within each; null below 2K released "
-                       "reports", "enum": [*DELAY_BANDS, None]})
+                       "reports", "codes": REPORTING_DELAY})
 
 
 class FunnelUnitOut(StagesOut):
-    unit = ma.fields.Nested(UnitOut, required=True)
+    """The reporting funnel of one unit."""
+
+    unit = ma.fields.Nested(UnitOut, required=True, metadata=UNIT)
 
 
 class FunnelOut(CamelSchema):
-    period = ma.fields.String(required=True)
-    group_by = ma.fields.String(required=True)
-    units = ma.fields.List(ma.fields.Nested(FunnelUnitOut), required=True)
-    total = ma.fields.Nested(StagesOut, required=True)
-    disclosure = ma.fields.Nested(DisclosureOut, required=True)
+    """Where signals do not become reports: the funnel per unit and for all units together."""
+
+    period = ma.fields.String(required=True, metadata=PERIOD_OUT)
+    group_by = code(FUNNEL_UNIT_TYPE, required=True, metadata=GROUP_BY)
+    units = ma.fields.List(ma.fields.Nested(FunnelUnitOut), required=True, metadata={"description": "One per unit"})
+    total = ma.fields.Nested(StagesOut, required=True, metadata={"description": "All units together"})
+    disclosure = ma.fields.Nested(DisclosureOut, required=True, metadata={"description": "How counts were protected"})

@@ -17,6 +17,7 @@ blp = Blueprint("taxonomy", __name__, url_prefix="/v1/taxonomy", description="Ve
 
 @blp.route("")
 class Taxonomy(MethodView):
+    @blp.doc(operationId="getTaxonomy")
     @blp.response(200, TaxonomyOut)
     @requires(*Role)
     def get(self) -> dict[str, Any]:
