@@ -9,7 +9,7 @@ import marshmallow as ma
 from service.periods import PERIOD_TYPES, PeriodField, period_range
 from service.registry.schemas import MUNICIPALITY_CODE
 from service.schemas import CamelSchema
-from service.stats.models import BREAKDOWNS, DELAY_BANDS, GROUPS, MAX_PERIODS
+from service.stats.models import BREAKDOWNS, CURVE_POINTS, DELAY_BANDS, GROUPS, MAX_PERIODS
 from service.taxonomy.service import load_taxonomy
 
 TAXONOMY = load_taxonomy()
@@ -98,12 +98,41 @@ class UnitOut(CamelSchema):
     name = ma.fields.String(required=True)
 
 
+PLACE_MONTHS = ("Exposure in place-months: the places of each location times the months (of 30.44 days) they "
+                "existed in the period, so far for the current period. Named `places` since v1.0; a place-month is "
+                "one place for one month")
+RATE = "Released incidents per 10 place-months (per 10 places per month); null when suppressed or without places"
+
+
+def _places() -> ma.fields.Float:
+    return ma.fields.Float(required=True, metadata={"description": PLACE_MONTHS})
+
+
+def _rate(description: str = RATE) -> ma.fields.Float:
+    return ma.fields.Float(allow_none=True, required=True, metadata={"description": description})
+
+
+class LimitsOut(CamelSchema):
+    """The funnel's control limits as counts, like `incidents` and `expected` (divide by `places` and multiply by
+    10 for the rate scale): exact Poisson limits, widened when overdispersion is applied."""
+
+    lower95 = ma.fields.Float(required=True)
+    upper95 = ma.fields.Float(required=True)
+    lower998 = ma.fields.Float(required=True)
+    upper998 = ma.fields.Float(required=True)
+
+
+class CurvePointOut(LimitsOut):
+    places = _places()
+    expected = ma.fields.Float(required=True, metadata={"description": "The reference rate times `places`"})
+
+
 class PreviousOut(CamelSchema):
     period = ma.fields.String(required=True)
     incidents = _cell()
     residents = _cell()
-    places = ma.fields.Float(required=True)
-    rate_per_10_places = ma.fields.Float(allow_none=True, required=True)
+    places = _places()
+    rate_per_10_places = _rate()
 
 
 class BreakdownOut(CamelSchema):
@@ -115,12 +144,14 @@ class HotspotOut(CamelSchema):
     unit = ma.fields.Nested(UnitOut, required=True)
     incidents = _cell()
     residents = _cell(metadata={"description": "Distinct residents; suppressed whenever `incidents` is"})
-    places = ma.fields.Float(required=True, metadata={"description": "Exposure in place-months"})
-    rate_per_10_places = ma.fields.Float(allow_none=True, required=True,
-                                         metadata={"description": "Released incidents per 10 places per month"})
-    expected = ma.fields.Float(allow_none=True, required=True)
+    places = _places()
+    rate_per_10_places = _rate()
+    expected = ma.fields.Float(allow_none=True, required=True, metadata={
+        "description": "The reference rate times `places`: the count the unit would have at the scope's rate"})
     ratio = ma.fields.Float(allow_none=True, required=True, metadata={"description": "Observed / expected"})
     funnel_band = ma.fields.String(allow_none=True, required=True, validate=ma.validate.OneOf(BANDS))
+    limits = ma.fields.Nested(LimitsOut, required=True, allow_none=True, metadata={
+        "description": "The limits at this unit's expected count; null where `funnelBand` is"})
     eb_rate_per_10_places = ma.fields.Float(allow_none=True, required=True,
                                             metadata={"description": "Empirical-Bayes rate; the order of units"})
     previous = ma.fields.Nested(PreviousOut, required=True, allow_none=True, metadata={
@@ -131,10 +162,14 @@ class HotspotOut(CamelSchema):
 
 class ReferenceOut(CamelSchema):
     incidents = _cell()
-    places = ma.fields.Float(required=True)
-    rate_per_10_places = ma.fields.Float(allow_none=True, required=True)
+    places = _places()
+    rate_per_10_places = _rate("The scope's released incidents per 10 place-months: the funnel's centre line")
     overdispersion = ma.fields.Float(required=True)
     overdispersion_applied = ma.fields.Boolean(required=True)
+    funnel_curve = ma.fields.List(ma.fields.Nested(CurvePointOut), required=True, metadata={
+        "description": f"The limits at {CURVE_POINTS} exposures spaced evenly on a log scale from the smallest to "
+                       "the largest `places` of the units with limits: the two funnels to draw. Empty without such "
+                       "units"})
 
 
 class DominanceOut(CamelSchema):
@@ -160,8 +195,8 @@ class HotspotsOut(CamelSchema):
 class PointOut(CamelSchema):
     period = ma.fields.String(required=True)
     incidents = _cell()
-    places = ma.fields.Float(required=True)
-    rate_per_10_places = ma.fields.Float(allow_none=True, required=True)
+    places = _places()
+    rate_per_10_places = _rate()
 
 
 class SeriesOut(CamelSchema):
