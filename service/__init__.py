@@ -3,8 +3,8 @@
 The packages form layers, lowest first; a module imports its own package and lower layers only, never a higher one
 nor a neighbour of its own layer (tests/test_layers.py reads every import and fails otherwise):
 
-1. core: config, clock, db, errors, schemas, screening, arguments, http, pagination, periods, signals, logs, metrics
-   (core modules may import each other, without circles);
+1. core: config, clock, db, errors, schemas, screening, arguments, http, pagination, periods, signals, logs, metrics,
+   spreadsheet (core modules may import each other, without circles);
 2. auth: clients, tokens, roles and the caller's scope;
 3. audit: the access log, which records the domains above it and knows none of them (views say what they touched;
    create_app hands it the registry's municipality lookup);

@@ -7,11 +7,12 @@ import marshmallow as ma
 from service.audit.service import EventType
 from service.pagination import PageArgs, page_schema
 from service.schemas import CamelSchema
+from service.spreadsheet import CsvArgs
 
 EVENT_TYPES = [v for k, v in vars(EventType).items() if not k.startswith("_")]
 
 
-class EventArgs(PageArgs):
+class EventArgs(PageArgs, CsvArgs):
     occurred_from = ma.fields.AwareDateTime(metadata={"description": "Inclusive"})
     occurred_to = ma.fields.AwareDateTime(metadata={"description": "Exclusive"})
     client_id = ma.fields.UUID()

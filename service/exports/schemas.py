@@ -9,10 +9,11 @@ import marshmallow as ma
 
 from service.periods import PeriodField
 from service.schemas import CamelSchema
+from service.spreadsheet import CsvArgs
 
 
-class ExportArgs(CamelSchema):
-    """Loaded as the first and last Period (`from_` and `to`)."""
+class ExportArgs(CsvArgs):
+    """Loaded as the first and last Period (`from_` and `to`), and the delimiter of a CSV export."""
 
     from_ = PeriodField(required=True, data_key="from", metadata={
         "description": "First fixed period: 2026-01, 2026-Q1, 2026-W02 or 2026", "example": "2026-01"})

@@ -10,7 +10,6 @@ the output must equal.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import functools
 import hmac
@@ -33,6 +32,7 @@ from service.exports.schemas import COLUMNS, ExportRow
 from service.incidents.models import Incident
 from service.periods import AMSTERDAM, Period
 from service.registry.models import Location
+from service.spreadsheet import BOM, LIST_SEPARATOR, csv_writer, defused
 
 LISTS = ("indicators", "reported_to")
 PSEUDONYM = "resident_pseudonym"
@@ -133,14 +133,11 @@ def ndjson(session: Session, stmt: Select[Any], key: bytes, metadata: dict[str, 
 
 
 def _text(value: str | None) -> str:
-    if value and value[0] in ("=", "+", "-", "@", "\t", "\r"):
-        # A spreadsheet would run it as a formula (OWASP CSV injection): a leading quote keeps it text.
-        return "'" + value
-    return "" if value is None else value
+    return "" if value is None else defused(value)
 
 
 def _joined(stored: str | None) -> str:
-    return _text(";".join(_list(stored)))
+    return _text(LIST_SEPARATOR.join(_list(stored)))
 
 
 def _time(value: dt.datetime | None) -> str:
@@ -168,17 +165,19 @@ def _csv_cell(name: str) -> Callable[[Any], Any]:
 _CSV_CELLS = tuple(_csv_cell(name) for name in FIELDS)
 
 
-def _csv(rows: Iterable[Sequence[Any]]) -> str:
+def _csv(rows: Iterable[Sequence[Any]], delimiter: str) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    csv_writer(buffer, delimiter).writerows(rows)
     return buffer.getvalue()
 
 
-def csv_lines(session: Session, stmt: Select[Any], key: bytes, batch: int = 500) -> Iterator[str]:
-    """A header line and one line per row; lists joined with ';'. The metadata travels in the headers."""
+def csv_lines(session: Session, stmt: Select[Any], key: bytes, delimiter: str = ",", batch: int = 500
+              ) -> Iterator[str]:
+    """The byte order mark and a header line, then one line per row, as service/spreadsheet.py writes CSV (lists
+    joined with ';' inside their quoted cell). The metadata travels in the headers."""
     cells = list(_CSV_CELLS)
     rekeyed = rekey(key)
     cells[_PSEUDONYM_AT] = lambda stored: rekeyed(stored) or ""
-    yield _csv([COLUMNS])
+    yield BOM + _csv([COLUMNS], delimiter)
     for rows in _partitions(session, stmt, batch):
-        yield _csv([cell(value) for cell, value in zip(cells, row, strict=True)] for row in rows)
+        yield _csv(([cell(value) for cell, value in zip(cells, row, strict=True)] for row in rows), delimiter)

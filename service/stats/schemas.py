@@ -9,6 +9,7 @@ import marshmallow as ma
 from service.periods import PERIOD_TYPES, PeriodField, period_range
 from service.registry.schemas import MUNICIPALITY_CODE
 from service.schemas import CamelSchema
+from service.spreadsheet import CsvArgs
 from service.stats.models import BREAKDOWNS, CURVE_POINTS, DELAY_BANDS, GROUPS, MAX_PERIODS
 from service.taxonomy.service import load_taxonomy
 
@@ -20,8 +21,9 @@ ONE_ATTRIBUTE = ("At most one of kind, exploitationType and breakdown: with time
                  "the most a table may have.")
 
 
-class Filters(CamelSchema):
-    """Place, time and at most one attribute: a kind or exploitation-type filter, or (hotspots) a breakdown."""
+class Filters(CsvArgs):
+    """Place, time and at most one attribute: a kind or exploitation-type filter, or (hotspots) a breakdown; and the
+    delimiter of a CSV answer."""
 
     kind = ma.fields.String(validate=ma.validate.OneOf(list(TAXONOMY.kinds)), metadata={
         "description": "Only signals of this kind. Counts become cells of an attribute: shown only for units of at "

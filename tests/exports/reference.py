@@ -74,9 +74,12 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def csv_lines(session: Session, stmt: Select[Any], key: bytes, batch: int = 1000) -> Iterator[str]:
+def csv_lines(session: Session, stmt: Select[Any], key: bytes, delimiter: str = ",", batch: int = 1000
+              ) -> Iterator[str]:
+    # Since issue 15: a byte order mark, every cell quoted and a choice of delimiter, for spreadsheets.
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    buffer.write("\ufeff")
+    writer = csv.writer(buffer, delimiter=delimiter, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
 
     def flush() -> str:
         text = buffer.getvalue()

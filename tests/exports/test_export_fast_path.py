@@ -91,15 +91,18 @@ def test_ndjson_is_byte_for_byte_the_first_versions(session: Session, awkward_ro
     assert fast == first
 
 
-def test_csv_is_byte_for_byte_the_first_versions(session: Session, awkward_rows: Any) -> None:
-    fast = "".join(service.csv_lines(session, awkward_rows, KEY, batch=7))
-    first = "".join(reference.csv_lines(session, awkward_rows, KEY))
+@pytest.mark.parametrize("delimiter", [",", ";"])
+def test_csv_is_byte_for_byte_the_first_versions(session: Session, awkward_rows: Any, delimiter: str) -> None:
+    fast = "".join(service.csv_lines(session, awkward_rows, KEY, delimiter, batch=7))
+    first = "".join(reference.csv_lines(session, awkward_rows, KEY, delimiter))
 
     assert fast == first
+    assert fast.startswith('\ufeff"id"' + delimiter)
     for prefix in ("=SUM", "+31", "-5", "@cmd", "\tlead", "\rlead", "=friend", "-minus"):
         # Neutralised, and never at the start of a cell (after a separator, or quoted because of the \t or \r).
         assert f"'{prefix}" in fast
-        assert f",{prefix}" not in fast and f',"{prefix}' not in fast and f"\n{prefix}" not in fast
+        assert f"{delimiter}{prefix}" not in fast and f'{delimiter}"{prefix}' not in fast
+        assert f"\n{prefix}" not in fast
 
 
 def test_only_the_exported_columns_are_read(awkward_rows: Any) -> None:

@@ -73,10 +73,12 @@ def ndjson_rows(response: TestResponse) -> tuple[list[dict[str, Any]], dict[str,
     return rows, records[-1]["metadata"]
 
 
-def csv_rows(response: TestResponse) -> list[dict[str, str]]:
+def csv_rows(response: TestResponse, delimiter: str = ",") -> list[dict[str, str]]:
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.mimetype == CSV
-    reader = csv.DictReader(io.StringIO(response.get_data(as_text=True), newline=""))
+    text = response.get_data(as_text=True)
+    assert text.startswith("\ufeff")  # UTF-8 for Excel
+    reader = csv.DictReader(io.StringIO(text[1:], newline=""), delimiter=delimiter)
     assert reader.fieldnames == COLUMNS
     return list(reader)
 
@@ -181,11 +183,25 @@ def test_ndjson_rows_are_the_database_rows(
     assert metadata["rowCount"] == len(rows)
 
 
-def test_csv_rows_are_the_database_rows(
-        client: FlaskClient, session: Session, auditor: Party, recorded: dict[str, str]) -> None:
-    rows = csv_rows(export(client, auditor.headers, CSV))
+@pytest.mark.parametrize("delimiter", [",", ";"])
+def test_csv_rows_are_the_database_rows(client: FlaskClient, session: Session, auditor: Party,
+                                        recorded: dict[str, str], delimiter: str) -> None:
+    response = export(client, auditor.headers, CSV, **period(), delimiter=delimiter)
+    rows = csv_rows(response, delimiter)
 
     assert [from_csv(row) for row in rows] == [expected(incident) for incident in in_scope(session, auditor.codes)]
+    # Every cell quoted: a list holding ';' stays one cell when ';' is the delimiter (Excel with Dutch settings).
+    lines = response.get_data(as_text=True)[1:].split("\r\n")
+    assert all(line.startswith('"') and line.endswith('"') for line in lines if line)
+    assert any(len(row["indicators"].split(";")) > 1 for row in rows)
+    assert not [cell for row in rows for cell in row.values() if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+
+
+def test_an_unknown_delimiter_is_a_problem_naming_it(client: FlaskClient, auditor: Party) -> None:
+    response = export(client, auditor.headers, CSV, **period(), delimiter="\t")
+
+    assert response.status_code == 400
+    assert [e["pointer"] for e in response.get_json()["errors"]] == ["/delimiter"]
 
 
 def test_both_formats_hold_the_same_rows(client: FlaskClient, auditor: Party, recorded: dict[str, str]) -> None:
