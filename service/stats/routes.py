@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
-from flask import Response, current_app
+from flask import Response, current_app, request
 from flask.views import MethodView
 
 from service.audit.recording import audited, touched
@@ -18,7 +18,16 @@ from service.http import JSON, Blueprint, negotiated, produces
 from service.schemas import camelised
 from service.spreadsheet import CSV, csv_text
 from service.stats import service, tables
-from service.stats.schemas import FunnelArgs, FunnelOut, HotspotArgs, HotspotsOut, TrendArgs, TrendsOut
+from service.stats.plot import LANGUAGES, SVG, funnel_plot, label_language
+from service.stats.schemas import (
+    FunnelArgs,
+    FunnelOut,
+    FunnelPlotArgs,
+    HotspotArgs,
+    HotspotsOut,
+    TrendArgs,
+    TrendsOut,
+)
 from service.stats.tallies import Query
 
 blp = Blueprint("stats", __name__, url_prefix="/v1/stats",
@@ -76,6 +85,35 @@ class Hotspots(MethodView):
         """
         return _body(service.hotspots(db.session, current_caller(), _query(args), args["period"], _rules()), args,
                      tables.hotspot_rows)
+
+
+FUNNEL_PLOT = {"responses": {200: {
+    "description": "An SVG image, the same for the same data and language",
+    "headers": {"Content-Language": {"description": "The language of the labels: nl or en",
+                                     "schema": {"type": "string", "enum": list(LANGUAGES)}}},
+    "content": {SVG: {"schema": {"type": "string", "description": "SVG 1.1, no script, no style element"}}},
+}}}
+
+
+@blp.route("/hotspots/funnel-plot")
+class HotspotFunnelPlot(MethodView):
+    @blp.arguments(FunnelPlotArgs, location="query")
+    @blp.doc(**FUNNEL_PLOT)
+    @requires(Role.ANALYST)
+    @audited(EventType.STATISTICS)
+    @produces(SVG)
+    def get(self, args: dict[str, Any]) -> Response:
+        """Hotspots drawn as a funnel plot (SVG)
+
+        The hotspots of the same query as a picture: a point per unit with limits at its place-months and released
+        rate, the 95% and 99.8% limit curves and the reference rate. Suppressed units are absent. Labels follow
+        `Accept-Language` (`nl`, the default, or `en`).
+        """
+        data = service.hotspots(db.session, current_caller(), _query(args), args["period"], _rules())
+        touched(count=len(data["units"]), filters=args)
+        language = label_language(request.accept_languages.values())
+        return Response(funnel_plot(camelised(data), language), mimetype=SVG,
+                        headers={"Content-Language": language, "Vary": "Accept-Language"})
 
 
 @blp.route("/trends")

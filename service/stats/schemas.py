@@ -21,9 +21,8 @@ ONE_ATTRIBUTE = ("At most one of kind, exploitationType and breakdown: with time
                  "the most a table may have.")
 
 
-class Filters(CsvArgs):
-    """Place, time and at most one attribute: a kind or exploitation-type filter, or (hotspots) a breakdown; and the
-    delimiter of a CSV answer."""
+class Filters(CamelSchema):
+    """Place, time and at most one attribute: a kind or exploitation-type filter, or (hotspots) a breakdown."""
 
     kind = ma.fields.String(validate=ma.validate.OneOf(list(TAXONOMY.kinds)), metadata={
         "description": "Only signals of this kind. Counts become cells of an attribute: shown only for units of at "
@@ -40,9 +39,12 @@ class Filters(CsvArgs):
             raise ma.ValidationError({self.fields[name].data_key or name: [ONE_ATTRIBUTE] for name in given[1:]})
 
 
-class HotspotArgs(Filters):
+class FunnelPlotArgs(Filters):
     period = PeriodField(required=True, metadata={"example": "2026-Q3"})
     group_by = ma.fields.String(required=True, validate=ma.validate.OneOf(GROUPS))
+
+
+class HotspotArgs(FunnelPlotArgs, CsvArgs):
     breakdown = ma.fields.String(validate=ma.validate.OneOf(list(BREAKDOWNS)), metadata={
         "description": "Counts per code of this dimension in every unit; an attribute like a filter, and not "
                        "together with one"})
@@ -52,7 +54,7 @@ class HotspotArgs(Filters):
 RANGE_END = {"metadata": {"description": "A fixed period of periodType"}}
 
 
-class TrendArgs(Filters):
+class TrendArgs(Filters, CsvArgs):
     """Loaded with `periods`: every period from `from` to `to`."""
 
     period_type = ma.fields.String(required=True, validate=ma.validate.OneOf(PERIOD_TYPES))
@@ -80,7 +82,7 @@ class TrendArgs(Filters):
         return data | {"periods": period_range(data.pop("from_"), data.pop("to"), MAX_PERIODS)}
 
 
-class FunnelArgs(Filters):
+class FunnelArgs(Filters, CsvArgs):
     period = PeriodField(required=True, metadata={"example": "2026-Q3"})
     group_by = ma.fields.String(required=True, validate=ma.validate.OneOf(("institution", "municipality")))
 
@@ -169,9 +171,9 @@ class ReferenceOut(CamelSchema):
     overdispersion = ma.fields.Float(required=True)
     overdispersion_applied = ma.fields.Boolean(required=True)
     funnel_curve = ma.fields.List(ma.fields.Nested(CurvePointOut), required=True, metadata={
-        "description": f"The limits at {CURVE_POINTS} exposures spaced evenly on a log scale from the smallest to "
-                       "the largest `places` of the units with limits: the two funnels to draw. Empty without such "
-                       "units"})
+        "description": f"The limits at {CURVE_POINTS} exposures spaced evenly on a log scale from half the smallest "
+                       "to 1.25 times the largest `places` of the units with limits: the two funnels to draw. Empty "
+                       "without such units"})
 
 
 class DominanceOut(CamelSchema):

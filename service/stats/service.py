@@ -113,12 +113,12 @@ def control_limits(expected: float, phi: float) -> dict[str, float]:
 
 
 def funnel_curve(reference: float, places: Sequence[float], phi: float) -> list[dict[str, float]]:
-    """The limits at CURVE_POINTS exposures spaced evenly on a log scale from the smallest to the largest of
-    `places` (the released units'), for drawing the funnel; empty without units or a reference rate."""
+    """The limits at CURVE_POINTS exposures spaced evenly on a log scale from half the smallest to a quarter more
+    than the largest of `places` (the released units'), so the funnel reaches past every point; empty without
+    units or a reference rate."""
     if not places or not reference:
         return []
-    low, high = min(places), max(places)
-    exposures = [float(n) for n in np.geomspace(low, high, CURVE_POINTS)] if high > low else [low]
+    exposures = [float(n) for n in np.geomspace(min(places) / 2, max(places) * 1.25, CURVE_POINTS)]
     return [{"places": round(n, 2), "expected": round(reference * n, 2), **control_limits(reference * n, phi)}
             for n in exposures]
 

@@ -137,14 +137,15 @@ def test_hotspots_per_location_release_rounded_cells_and_suppress_small_ones(cli
                 "previous": previous, "trend": "up"}
 
     by_eb = sorted((large, medium), key=lambda location: -eb[location.id])
+    # Both released units have the same exposure: the curve runs from half of it to a quarter more, log-spaced.
+    curve = [{"places": round(n, 2), "expected": round(reference * n, 2), **limits_at(reference * n)}
+             for n in (EXPOSURE_Q2 / 2 * 2.5 ** (i / 24) for i in range(25))]
     assert body == {
         "period": "2026-Q2", "groupBy": "location",
         "units": [row(location) for location in by_eb] + [row(small)],
         "reference": {"incidents": total, "places": 107.6, "ratePer10Places": round(reference * 10, 3),
                       "overdispersion": 1.0, "overdispersionApplied": False,
-                      # Both released units have the same exposure: the curve is the one point they share.
-                      "funnelCurve": [{"places": round(EXPOSURE_Q2, 2), "expected": round(reference * EXPOSURE_Q2, 2),
-                                       **limits_at(reference * EXPOSURE_Q2)}]},
+                      "funnelCurve": curve},
         "disclosure": DISCLOSURE,
     }
     assert [r["unit"]["id"] for r in body["units"]] == [str(large.id), str(medium.id), str(small.id)]
