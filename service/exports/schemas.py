@@ -30,11 +30,16 @@ class ExportArgs(CsvArgs):
 
 
 class ExportRow(CamelSchema):
-    """One incident as exported: no note, no plate or phone fingerprint, the pseudonym re-keyed for exports."""
+    """One incident as exported: no note, no plate or phone fingerprint, the pseudonym re-keyed for exports; the
+    institution and location named beside their ids."""
 
     id = ma.fields.UUID(required=True)
     institution_id = ma.fields.UUID(required=True)
+    institution_name = ma.fields.String(required=True, metadata={
+        "description": "The institution's name as the registry holds it now, so an auditor can read the export "
+                       "without the registry (which auditors may not read)"})
     location_id = ma.fields.UUID(required=True)
+    location_name = ma.fields.String(required=True, metadata={"description": "The location's name, as it is now"})
     client_reference = ma.fields.String(required=True)
     kind = ma.fields.String(required=True)
     exploitation_type = ma.fields.String(required=True)

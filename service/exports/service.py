@@ -31,15 +31,19 @@ from service.db import UTCDateTime
 from service.exports.schemas import COLUMNS, ExportRow
 from service.incidents.models import Incident
 from service.periods import AMSTERDAM, Period
-from service.registry.models import Location
+from service.registry.models import Institution, Location
 from service.spreadsheet import BOM, LIST_SEPARATOR, csv_writer, defused
 
 LISTS = ("indicators", "reported_to")
+# Names from the registry (screened when stored: they hold no personal data), beside the ids they name.
+NAMES = {"institution_name": Institution.name, "location_name": Location.name}
 PSEUDONYM = "resident_pseudonym"
 FIELDS = tuple(ExportRow().fields)  # the model's attribute names, in COLUMNS order
 
 
 def _exported_column(name: str) -> Any:
+    if name in NAMES:
+        return NAMES[name].label(name)
     column = getattr(Incident, name)
     if name in LISTS:
         return cast(column, Text).label(name)  # parsed by orjson: SQLAlchemy's JSON type parses with json.loads
@@ -67,6 +71,7 @@ def exported_incidents(caller: Caller, first: Period, last: Period, generated_at
     end = dt.datetime.combine(last.end, dt.time(), AMSTERDAM)
     # Scoped like analysts: by where the signal was logged.
     return (select(*EXPORTED).join(Location, Location.id == Incident.location_id)
+            .join(Institution, Institution.id == Incident.institution_id)
             .where(caller.scope(Location.municipality_code), Incident.occurred_at >= start, Incident.occurred_at < end,
                    Incident.recorded_at <= generated_at))
 
@@ -156,6 +161,8 @@ def _number(value: int | None) -> int | str:
 
 def _csv_cell(name: str) -> Callable[[Any], Any]:
     """How one column becomes a CSV cell; every text the database holds goes through _text."""
+    if name in NAMES:
+        return _text
     python_type = Incident.__table__.c[name].type.python_type
     if name in LISTS:
         return _joined

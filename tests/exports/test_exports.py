@@ -28,7 +28,7 @@ from service.auth.access import Caller
 from service.auth.models import Role
 from service.incidents.models import Incident
 from service.incidents.service import IdentityKeys, record_incidents
-from service.registry.models import Location
+from service.registry.models import Institution, Location
 from tests.audit.test_access_log import Party, create, institution_party, month_label, scoped_party
 from tests.factories import make_institution, make_location
 from tests.incidents.test_privacy_canary import (
@@ -43,7 +43,8 @@ from tests.incidents.test_privacy_canary import (
 
 NDJSON, CSV = "application/x-ndjson", "text/csv"
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-COLUMNS = ["id", "institutionId", "locationId", "clientReference", "kind", "exploitationType", "residentAgeBand",
+COLUMNS = ["id", "institutionId", "institutionName", "locationId", "locationName", "clientReference", "kind",
+           "exploitationType", "residentAgeBand",
            "indicators", "occurredAt", "recordedAt", "status", "version", "taxonomyVersion", "residentPseudonym",
            "absenceEndedAt", "absenceWhereaboutsKnown", "absenceRiskLevel", "absenceReportedMissingToPolice",
            "visitorEstimatedAgeBand", "visitorRelationClaimed", "meldcodeStep", "reportedTo", "reportedAt"]
@@ -83,11 +84,16 @@ def csv_rows(response: TestResponse, delimiter: str = ",") -> list[dict[str, str
     return list(reader)
 
 
-def expected(incident: Incident) -> dict[str, Any]:
-    """A database row as the export must show it (pseudonym aside, which is checked on its own)."""
+def expected(session: Session, incident: Incident) -> dict[str, Any]:
+    """A database row as the export must show it (pseudonym aside, which is checked on its own), the institution
+    and location named from the registry."""
+    institution, location = session.get(Institution, incident.institution_id), session.get(Location,
+                                                                                          incident.location_id)
+    assert institution is not None and location is not None
     return {
-        "id": str(incident.id), "institutionId": str(incident.institution_id),
-        "locationId": str(incident.location_id), "clientReference": incident.client_reference,
+        "id": str(incident.id), "institutionId": str(incident.institution_id), "institutionName": institution.name,
+        "locationId": str(incident.location_id), "locationName": location.name,
+        "clientReference": incident.client_reference,
         "kind": incident.kind, "exploitationType": incident.exploitation_type,
         "residentAgeBand": incident.resident_age_band, "indicators": incident.indicators,
         "occurredAt": incident.occurred_at, "recordedAt": incident.recorded_at, "status": incident.status.value,
@@ -179,7 +185,7 @@ def test_ndjson_rows_are_the_database_rows(
 
     incidents = in_scope(session, auditor.codes)
     assert len(incidents) == len(recorded) == len(rows)
-    assert [from_json(row) for row in rows] == [expected(incident) for incident in incidents]
+    assert [from_json(row) for row in rows] == [expected(session, incident) for incident in incidents]
     assert metadata["rowCount"] == len(rows)
 
 
@@ -189,7 +195,8 @@ def test_csv_rows_are_the_database_rows(client: FlaskClient, session: Session, a
     response = export(client, auditor.headers, CSV, **period(), delimiter=delimiter)
     rows = csv_rows(response, delimiter)
 
-    assert [from_csv(row) for row in rows] == [expected(incident) for incident in in_scope(session, auditor.codes)]
+    assert [from_csv(row) for row in rows] == [expected(session, incident)
+                                                     for incident in in_scope(session, auditor.codes)]
     # Every cell quoted: a list holding ';' stays one cell when ';' is the delimiter (Excel with Dutch settings).
     lines = response.get_data(as_text=True)[1:].split("\r\n")
     assert all(line.startswith('"') and line.endswith('"') for line in lines if line)
