@@ -11,8 +11,8 @@ nor a neighbour of its own layer (tests/test_layers.py reads every import and fa
 4. taxonomy, registry;
 5. incidents, which announce their changes (signals.incidents_changed) instead of calling statistics;
 6. stats (listening to incidents) and exports;
-7. the application: this module, cli, demo, retention, housekeeping, operations, ratelimit, docs, wsgi, gunicorn,
-   models, migrations.
+7. the application: this module, cli, demo, retention, housekeeping, operations, ratelimit, docs, dashboard,
+   wsgi, gunicorn, models, migrations.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 from flask import Flask
 from flask_smorest.spec.plugins import FlaskPlugin
 
-from service import docs, http, logs, metrics, operations, ratelimit, signals
+from service import dashboard, docs, http, logs, metrics, operations, ratelimit, signals
 from service.audit import recording
 from service.auth import access
 from service.auth.access import public
@@ -106,6 +106,7 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     operations.init_app(app)
     metrics.init_app(app)
     app.register_blueprint(docs.blp)
+    app.register_blueprint(dashboard.blp)
 
     api = RegisterApi(spec_kwargs={"flask_plugin": VersionedPathsPlugin(),
                                    "extra_plugins": [ConventionsPlugin()]})

@@ -24,8 +24,8 @@ LAYERS: list[set[str]] = [
     {"taxonomy", "registry"},
     {"incidents"},
     {"stats", "exports"},
-    {"__init__", "cli", "demo", "retention", "housekeeping", "operations", "ratelimit", "docs", "wsgi", "gunicorn",
-     "models", "migrations"},
+    {"__init__", "cli", "demo", "retention", "housekeeping", "operations", "ratelimit", "docs", "dashboard", "wsgi",
+     "gunicorn", "models", "migrations"},
 ]
 CORE = LAYERS[0]
 
