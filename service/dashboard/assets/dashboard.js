@@ -138,15 +138,20 @@
   // --- API ---------------------------------------------------------------------------------------------------------
 
   function SignedOut() {}
+  function Stale() {}
+  var generation = 0; // of refreshes: only the newest one draws
 
+  // A request's answer is dropped when the session that asked has ended, or a newer refresh has begun since.
   function api(path, params, accept) {
     if (!session) { return Promise.reject(new SignedOut()); }
+    var asked = { session: session, generation: generation };
     var query = new URLSearchParams(params).toString();
     return fetch(path + (query ? "?" + query : ""), {
       headers: { "Authorization": "Bearer " + session.token, "Accept": accept || "application/json",
                  "Accept-Language": language },
       credentials: "omit", cache: "no-store",
     }).then(function (response) {
+      if (asked.session !== session || asked.generation !== generation) { throw new Stale(); }
       if (response.status === 401) {
         signOut(words().expired);
         throw new SignedOut();
@@ -158,6 +163,9 @@
         });
       }
       return accept === "image/svg+xml" ? response.text() : response.json();
+    }).then(function (answer) {
+      if (asked.session !== session || asked.generation !== generation) { throw new Stale(); }
+      return answer;
     });
   }
 
@@ -192,7 +200,9 @@
         return loadTaxonomy().then(refresh);
       })
       .catch(function (error) {
-        if (!(error instanceof SignedOut)) { $("sign-in-message").textContent = error.message; }
+        if (!(error instanceof SignedOut || error instanceof Stale)) {
+          $("sign-in-message").textContent = error.message;
+        }
       });
   }
 
@@ -238,6 +248,7 @@
   function refresh(event) {
     if (event) { event.preventDefault(); }
     if (!session) { return Promise.resolve(); }
+    generation += 1;
     $("message").textContent = "";
     var period = $("period").value;
     var range = trendRange();
@@ -251,7 +262,7 @@
                                             place)).then(drawTrends),
       api("/v1/stats/reporting-funnel", Object.assign({ period: period }, funnelPlace)).then(drawReportingFunnel),
     ]).catch(function (error) {
-      if (!(error instanceof SignedOut)) { $("message").textContent = error.message; }
+      if (!(error instanceof SignedOut || error instanceof Stale)) { $("message").textContent = error.message; }
     });
   }
 
