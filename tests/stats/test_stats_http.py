@@ -545,6 +545,17 @@ def test_a_national_analyst_sees_every_municipality(client, token_for, two_munic
     assert [r["unit"]["name"] for r in narrowed["units"]] == ["Huize Amersfoort"]
 
 
+def test_a_municipality_unit_carries_its_cbs_name_and_an_old_code_that_of_the_municipality_it_joined(
+        client, session, token_for):
+    haren = make_location(session, make_institution(session, municipality_code="GM0017"))  # Groningen since 2019
+    seed(session, haren, 12)
+    headers = token_for(Role.ANALYST, municipality_codes=["GM0017"])
+
+    body = hotspots(client, headers, groupBy="municipality")
+
+    assert [row["unit"] for row in body["units"]] == [{"id": "GM0017", "name": "Groningen"}]
+
+
 # --- bad input and roles -----------------------------------------------------------------------------------------
 
 
