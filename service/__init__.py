@@ -4,15 +4,15 @@ The packages form layers, lowest first; a module imports its own package and low
 nor a neighbour of its own layer (tests/test_layers.py reads every import and fails otherwise):
 
 1. core: config, clock, db, errors, schemas, screening, arguments, http, pagination, periods, signals, logs, metrics,
-   openapi (core modules may import each other, without circles);
+   openapi, spreadsheet (core modules may import each other, without circles);
 2. auth: clients, tokens, roles and the caller's scope;
 3. audit: the access log, which records the domains above it and knows none of them (views say what they touched;
    create_app hands it the registry's municipality lookup);
 4. taxonomy, registry;
 5. incidents, which announce their changes (signals.incidents_changed) instead of calling statistics;
 6. stats (listening to incidents) and exports;
-7. the application: this module, cli, demo, retention, housekeeping, operations, ratelimit, docs, wsgi, gunicorn,
-   models, migrations.
+7. the application: this module, cli, demo, retention, housekeeping, operations, ratelimit, docs, dashboard,
+   wsgi, gunicorn, models, migrations.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 from flask import Flask
 from flask_smorest.spec.plugins import FlaskPlugin
 
-from service import docs, http, logs, metrics, operations, ratelimit, signals
+from service import dashboard, docs, http, logs, metrics, operations, ratelimit, signals
 from service.audit import recording
 from service.auth import access
 from service.auth.access import public
@@ -107,6 +107,7 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     operations.init_app(app)
     metrics.init_app(app)
     app.register_blueprint(docs.blp)
+    app.register_blueprint(dashboard.blp)
 
     api = RegisterApi(spec_kwargs={"flask_plugin": VersionedPathsPlugin(), "marshmallow_plugin": DocumentPlugin(),
                                    "extra_plugins": [ConventionsPlugin(), ExamplesPlugin()]})

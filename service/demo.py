@@ -159,4 +159,7 @@ def quick_start(credentials: dict[str, tuple[str, str]], port: int, today: dt.da
               f"  curl -s -H \"Authorization: Bearer $TOKEN\" "
               f"'{base}/v1/stats/hotspots?period={last_full_quarter(today)}&groupBy=location'",
               "", f"Docs: {base}/v1/docs"]
+    analyst_id, analyst_secret = credentials[Role.ANALYST.value]
+    lines += [f"Dashboard: {base}/dashboard/  (sign in as the analyst: client id {analyst_id}, "
+              f"secret {analyst_secret}; pick {last_full_quarter(today)})"]
     return lines

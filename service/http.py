@@ -280,6 +280,11 @@ def produces(*media_types: str) -> Callable[[Callable[..., Any]], Callable[..., 
     return mark
 
 
+def negotiated(*offered: str) -> str:
+    """The media type of `offered` the caller prefers (by Accept; the first when it accepts any)."""
+    return request.accept_mimetypes.best_match(offered) or offered[0]
+
+
 def checks_secrets(view: Callable[..., Any]) -> Callable[..., Any]:
     """Declare a view that checks client secrets (slow on purpose: Argon2): service/ratelimit.py limits it per
     address with TOKEN_RATE_LIMIT, counted where every worker and host shares the count."""

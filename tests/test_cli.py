@@ -244,7 +244,10 @@ def test_demo_prints_for_the_given_port_a_statistics_request_with_data_and_the_d
     quarter = last_full_quarter(clock.today())
     request = (f"  curl -s -H \"Authorization: Bearer $TOKEN\" "
                f"'http://127.0.0.1:8123/v1/stats/hotspots?period={quarter}&groupBy=location'")
-    assert lines[-3:] == [request, "", "Docs: http://127.0.0.1:8123/v1/docs"]
+    assert lines[-4:-1] == [request, "", "Docs: http://127.0.0.1:8123/v1/docs"]
+    analyst_id, analyst_secret, _port = _token_lines(result.stdout)["analyst"]
+    assert lines[-1] == (f"Dashboard: http://127.0.0.1:8123/dashboard/  (sign in as the analyst: client id "
+                         f"{analyst_id}, secret {analyst_secret}; pick {quarter})")
     # The request answers with released figures: the demo data covers that quarter.
     app = create_app({"DATABASE_URL": f"sqlite:///{database_file}", "INSTANCE_PATH": str(tmp_path)})
     http = app.test_client()
@@ -267,7 +270,7 @@ def test_the_printed_lines_run_in_a_shell_against_the_served_demo(cli, database_
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     [analyst_token] = [line for line in lines if line.endswith("  # analyst")]
-    statistics = lines[-3]
+    [statistics] = [line for line in lines if line.startswith("  curl") and "/v1/stats/hotspots" in line]
     env = {"DATABASE_URL": f"sqlite:///{database_file}", "INSTANCE_PATH": str(tmp_path)} | suite_clock()
     argv = [str(BIN / "risk-register"), "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
 

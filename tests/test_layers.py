@@ -18,14 +18,14 @@ SERVICE = Path(__file__).resolve().parent.parent / "service"
 # another package of its own layer. The core's modules may import each other (without cycles between them).
 LAYERS: list[set[str]] = [
     {"config", "clock", "db", "errors", "schemas", "screening", "arguments", "http", "pagination", "periods",
-     "signals", "logs", "metrics", "openapi"},
+     "signals", "logs", "metrics", "openapi", "spreadsheet"},
     {"auth"},
     {"audit"},
     {"taxonomy", "registry"},
     {"incidents"},
     {"stats", "exports"},
-    {"__init__", "cli", "demo", "retention", "housekeeping", "operations", "ratelimit", "docs", "wsgi", "gunicorn",
-     "models", "migrations"},
+    {"__init__", "cli", "demo", "retention", "housekeeping", "operations", "ratelimit", "docs", "dashboard", "wsgi",
+     "gunicorn", "models", "migrations"},
 ]
 CORE = LAYERS[0]
 

@@ -75,7 +75,9 @@ def test_a_built_wheel_holds_every_file_of_the_service(tmp_path):
         f"service/{path.relative_to(source)}" for path in (source / "migrations").rglob("*") if path.is_file()}
     assert packed == expected
     assert {"service/migrations/env.py", "service/migrations/script.py.mako", "service/docs/page.html",
-            "service/docs/assets/swagger-ui/swagger-ui-bundle.js", "service/stats/ptable.json"} <= packed
+            "service/docs/assets/swagger-ui/swagger-ui-bundle.js", "service/stats/ptable.json",
+            "service/dashboard/page.html", "service/dashboard/assets/dashboard.js",
+            "service/registry/municipalities.yaml"} <= packed
 
 
 def test_every_package_of_the_service_is_listed_for_the_build():

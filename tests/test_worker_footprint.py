@@ -20,7 +20,10 @@ from service.operations import alembic_config, newest_revision, schema_head
 
 ROOT = Path(__file__).resolve().parent.parent
 # scipy.stats and scipy.optimize: about 23 MiB each; the statistics need scipy.special only.
-NOT_IN_A_WORKER = ("alembic", "mako", "pytest", "hypothesis", "schemathesis", "scipy.stats", "scipy.optimize")
+# matplotlib: the funnel plot is written by hand (service/stats/plot.py).
+NOT_IN_A_WORKER = ("alembic", "mako", "pytest", "hypothesis", "schemathesis", "scipy.stats", "scipy.optimize",
+                   "matplotlib")
+MAX_WORKER_MIB = 150
 
 
 def test_the_schema_head_is_alembics_head() -> None:
@@ -92,7 +95,12 @@ def test_a_worker_that_answered_readyz_has_loaded_no_migration_or_test_tooling(t
         from service.stats import funnel  # what a hotspots request computes, in case it imported more lazily
         funnel.funnel_bands([3, 40], [2.0, 20.0], 1.5), funnel.rate_change_pvalues([3, 9], [5, 1], [0.5, 0.4])
         funnel.eb_estimates([3, 4], [2.0, 3.0]), funnel.exact_poisson_interval(3, 0.95)
-        print(json.dumps({{"status": response.status_code, "modules": sorted(sys.modules)}}))
+        from service.stats import plot  # and the funnel plot a dashboard asks for
+        plot.funnel_plot({{"period": "2026-Q3", "units": [], "reference": {{"ratePer10Places": None,
+                                                                          "funnelCurve": []}}}})
+        # The peak resident set of this process (getrusage's maxrss would carry over pytest's, the forking parent).
+        peak = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+        print(json.dumps({{"status": response.status_code, "modules": sorted(sys.modules), "peakRssKiB": peak}}))
         """)
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT,  # noqa: S603 - our own probe, this interpreter
                           capture_output=True, text=True, timeout=120,
@@ -100,5 +108,7 @@ def test_a_worker_that_answered_readyz_has_loaded_no_migration_or_test_tooling(t
     result = json.loads(done.stdout.strip().splitlines()[-1])
 
     assert result["status"] == 200
+    assert result["peakRssKiB"] / 1024 <= MAX_WORKER_MIB
+    print(f"worker peak RSS: {result['peakRssKiB'] / 1024:.1f} MiB")
     loaded = [m for m in result["modules"] if any(m == n or m.startswith(f"{n}.") for n in NOT_IN_A_WORKER)]
     assert loaded == []

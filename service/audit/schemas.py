@@ -9,6 +9,7 @@ from service.auth.models import Role
 from service.openapi import Codes, code
 from service.pagination import PageArgs, page_schema
 from service.schemas import CamelSchema
+from service.spreadsheet import CsvArgs
 
 EVENT_TYPES = [v for k, v in vars(EventType).items() if not k.startswith("_")]
 EVENT_TYPE = Codes("EventType", tuple(EVENT_TYPES), "What a request did: created, read, searched, corrected, "
@@ -16,7 +17,7 @@ EVENT_TYPE = Codes("EventType", tuple(EVENT_TYPES), "What a request did: created
                    "retention.")
 
 
-class EventArgs(PageArgs):
+class EventArgs(PageArgs, CsvArgs):
     occurred_from = ma.fields.AwareDateTime(metadata={"description": "Inclusive"})
     occurred_to = ma.fields.AwareDateTime(metadata={"description": "Exclusive"})
     client_id = ma.fields.UUID(metadata={"description": "Only events of this API client"})

@@ -18,19 +18,23 @@ from service.exports import service
 from service.exports.schemas import ExportArgs, ExportRow
 from service.http import Blueprint, produces
 from service.periods import Period
+from service.spreadsheet import CSV
 
 blp = Blueprint("exports", __name__, url_prefix="/v1/exports",
                 description="Pseudonymised incident exports (auditors), streamed as CSV or NDJSON")
-CSV, NDJSON = "text/csv", "application/x-ndjson"
+NDJSON = "application/x-ndjson"
 HEADER = {"schema": {"type": "string"}}
 
 
 RESPONSE = {"200": {
     "description": "The rows, streamed. NDJSON ends with a {\"metadata\": {...}} line; CSV has a header line and "
-                   "joins lists with ';'. Both carry the filters, generation time and row count in headers.",
+                   "joins lists with ';' inside their quoted cell. Both carry the filters, generation time and row "
+                   "count in headers.",
     "headers": {"Export-Generated-At": HEADER, "Export-Row-Count": HEADER, "Export-Filters": HEADER},
     "content": {NDJSON: {"schema": ExportRow}, CSV: {"schema": {"type": "string", "description": (
-        "RFC 4180 CSV with the columns of ExportRow in this order: " + ", ".join(service.COLUMNS))}}},
+        "RFC 4180 CSV with a UTF-8 byte order mark, every cell quoted and delimited by the `delimiter` parameter "
+        "(`;` for Excel with Dutch settings), the columns of ExportRow in this order: " + ", ".join(service.COLUMNS)
+        + ". No text cell starts with = + - @, tab or CR (a leading ' is added).")}}},
 }}
 
 
@@ -41,7 +45,7 @@ class IncidentExport(MethodView):
     @requires(Role.AUDITOR)
     @audited(EventType.EXPORT)
     @produces(NDJSON, CSV)
-    def get(self, from_: Period, to: Period) -> Response:
+    def get(self, from_: Period, to: Period, delimiter: str) -> Response:
         """Export incidents
 
         Every incident of the institutions in the auditor's scope that occurred in the periods `from` to `to`,
@@ -66,7 +70,7 @@ class IncidentExport(MethodView):
         def rows() -> Iterator[str]:
             try:
                 yield from (service.ndjson(reader, stmt, key, metadata) if media == NDJSON
-                            else service.csv_lines(reader, stmt, key))
+                            else service.csv_lines(reader, stmt, key, delimiter))
             finally:
                 reader.close()
 

@@ -11,6 +11,7 @@ from service.incidents.models import Status
 from service.openapi import Codes, code
 from service.periods import PeriodField
 from service.schemas import CamelSchema
+from service.spreadsheet import CsvArgs
 from service.taxonomy.schemas import (
     AGE_BAND,
     EXPLOITATION_TYPE,
@@ -22,8 +23,8 @@ from service.taxonomy.schemas import (
 )
 
 
-class ExportArgs(CamelSchema):
-    """Loaded as the first and last Period (`from_` and `to`)."""
+class ExportArgs(CsvArgs):
+    """Loaded as the first and last Period (`from_` and `to`), and the delimiter of a CSV export."""
 
     from_ = PeriodField(required=True, data_key="from", metadata={
         "description": "First fixed period: 2026-01, 2026-Q1, 2026-W02 or 2026", "example": "2026-01"})
@@ -40,12 +41,16 @@ class ExportArgs(CamelSchema):
 
 
 class ExportRow(CamelSchema):
-    """One incident as exported: no note, no plate or phone fingerprint, the pseudonym re-keyed for exports. The
-    CSV has these columns in this order; lists are joined with `;`."""
+    """One incident as exported: no note, no plate or phone fingerprint, the pseudonym re-keyed for exports; the
+    institution and location named beside their ids. The CSV has these columns in this order."""
 
     id = ma.fields.UUID(required=True, metadata={"description": "The incident's id"})
     institution_id = ma.fields.UUID(required=True, metadata={"description": "The recording institution"})
+    institution_name = ma.fields.String(required=True, metadata={
+        "description": "The institution's name as the registry holds it now, so an auditor can read the export "
+                       "without the registry (which auditors may not read)"})
     location_id = ma.fields.UUID(required=True, metadata={"description": "The location"})
+    location_name = ma.fields.String(required=True, metadata={"description": "The location's name, as it is now"})
     client_reference = ma.fields.String(required=True, metadata={"description": "The institution's own id",
                                                                  "example": "signal-2026-0042"})
     kind = code(KIND, required=True)

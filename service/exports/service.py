@@ -10,7 +10,6 @@ the output must equal.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import functools
 import hmac
@@ -32,14 +31,19 @@ from service.db import UTCDateTime
 from service.exports.schemas import COLUMNS, ExportRow
 from service.incidents.models import Incident
 from service.periods import AMSTERDAM, Period
-from service.registry.models import Location
+from service.registry.models import Institution, Location
+from service.spreadsheet import BOM, LIST_SEPARATOR, csv_writer, defused
 
 LISTS = ("indicators", "reported_to")
+# Names from the registry (screened when stored: they hold no personal data), beside the ids they name.
+NAMES = {"institution_name": Institution.name, "location_name": Location.name}
 PSEUDONYM = "resident_pseudonym"
 FIELDS = tuple(ExportRow().fields)  # the model's attribute names, in COLUMNS order
 
 
 def _exported_column(name: str) -> Any:
+    if name in NAMES:
+        return NAMES[name].label(name)
     column = getattr(Incident, name)
     if name in LISTS:
         return cast(column, Text).label(name)  # parsed by orjson: SQLAlchemy's JSON type parses with json.loads
@@ -67,6 +71,7 @@ def exported_incidents(caller: Caller, first: Period, last: Period, generated_at
     end = dt.datetime.combine(last.end, dt.time(), AMSTERDAM)
     # Scoped like analysts: by where the signal was logged.
     return (select(*EXPORTED).join(Location, Location.id == Incident.location_id)
+            .join(Institution, Institution.id == Incident.institution_id)
             .where(caller.scope(Location.municipality_code), Incident.occurred_at >= start, Incident.occurred_at < end,
                    Incident.recorded_at <= generated_at))
 
@@ -133,14 +138,11 @@ def ndjson(session: Session, stmt: Select[Any], key: bytes, metadata: dict[str, 
 
 
 def _text(value: str | None) -> str:
-    if value and value[0] in ("=", "+", "-", "@", "\t", "\r"):
-        # A spreadsheet would run it as a formula (OWASP CSV injection): a leading quote keeps it text.
-        return "'" + value
-    return "" if value is None else value
+    return "" if value is None else defused(value)
 
 
 def _joined(stored: str | None) -> str:
-    return _text(";".join(_list(stored)))
+    return _text(LIST_SEPARATOR.join(_list(stored)))
 
 
 def _time(value: dt.datetime | None) -> str:
@@ -159,6 +161,8 @@ def _number(value: int | None) -> int | str:
 
 def _csv_cell(name: str) -> Callable[[Any], Any]:
     """How one column becomes a CSV cell; every text the database holds goes through _text."""
+    if name in NAMES:
+        return _text
     python_type = Incident.__table__.c[name].type.python_type
     if name in LISTS:
         return _joined
@@ -168,17 +172,19 @@ def _csv_cell(name: str) -> Callable[[Any], Any]:
 _CSV_CELLS = tuple(_csv_cell(name) for name in FIELDS)
 
 
-def _csv(rows: Iterable[Sequence[Any]]) -> str:
+def _csv(rows: Iterable[Sequence[Any]], delimiter: str) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    csv_writer(buffer, delimiter).writerows(rows)
     return buffer.getvalue()
 
 
-def csv_lines(session: Session, stmt: Select[Any], key: bytes, batch: int = 500) -> Iterator[str]:
-    """A header line and one line per row; lists joined with ';'. The metadata travels in the headers."""
+def csv_lines(session: Session, stmt: Select[Any], key: bytes, delimiter: str = ",", batch: int = 500
+              ) -> Iterator[str]:
+    """The byte order mark and a header line, then one line per row, as service/spreadsheet.py writes CSV (lists
+    joined with ';' inside their quoted cell). The metadata travels in the headers."""
     cells = list(_CSV_CELLS)
     rekeyed = rekey(key)
     cells[_PSEUDONYM_AT] = lambda stored: rekeyed(stored) or ""
-    yield _csv([COLUMNS])
+    yield BOM + _csv([COLUMNS], delimiter)
     for rows in _partitions(session, stmt, batch):
-        yield _csv([cell(value) for cell, value in zip(cells, row, strict=True)] for row in rows)
+        yield _csv(([cell(value) for cell, value in zip(cells, row, strict=True)] for row in rows), delimiter)

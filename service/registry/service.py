@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
+import yaml
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
@@ -14,6 +18,27 @@ from service.auth.access import Caller
 from service.auth.models import Role
 from service.errors import Conflict, NotFound
 from service.registry.models import Capacity, Institution, Location, Sector, Setting
+
+
+@dataclass(frozen=True)
+class MunicipalityList:
+    """The CBS municipality list of one year (municipalities.yaml): names by code, and merged codes."""
+
+    source: str
+    year: int
+    names: dict[str, str]
+    merged: dict[str, str]
+
+    def name(self, code: str) -> str:
+        """The official name of the municipality `code` is (or was merged into) now; the code when unknown."""
+        return self.names.get(self.merged.get(code, code), code)
+
+
+@functools.cache
+def municipality_list() -> MunicipalityList:
+    document = yaml.safe_load(resources.files("service.registry").joinpath("municipalities.yaml").read_text("utf-8"))
+    return MunicipalityList(source=document["source"], year=document["year"],
+                            names=dict(document["municipalities"]), merged=dict(document["merged"]))
 
 
 def municipality_of(session: Session, institution_id: uuid.UUID) -> str | None:

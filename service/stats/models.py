@@ -18,6 +18,7 @@ GROUPS = ("institution", "location", "postcode4", "municipality")
 BREAKDOWNS = {"kind": "kind", "exploitationType": "exploitation_type", "ageBand": "age_band"}
 DELAY_BANDS = (1, 3, 7, 14, 30, 60, 90, 180, 365, 730, 3650)  # days; occurredAt is at most 10 years back
 MAX_PERIODS = 60  # in one trend
+CURVE_POINTS = 25  # exposures at which hotspots carry the funnel's limits: enough for a smooth curve
 TOP = 3  # top contributions kept per measure: the largest dominance_n the disclosure rules allow
 TOPS = {measure: tuple(f"{measure}_top{i}" for i in range(1, TOP + 1)) for measure in MEASURES}
 MEASURED = tuple(name for measure in MEASURES for name in (measure, KEY_SUMS[measure], NOISE_SUMS[measure]))

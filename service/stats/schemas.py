@@ -10,7 +10,8 @@ from service.openapi import Codes, code, member_names
 from service.periods import PERIOD_TYPES, PeriodField, period_range
 from service.registry.schemas import MUNICIPALITY_CODE
 from service.schemas import CamelSchema
-from service.stats.models import BREAKDOWNS, DELAY_BANDS, GROUPS, MAX_PERIODS
+from service.spreadsheet import CsvArgs
+from service.stats.models import BREAKDOWNS, CURVE_POINTS, DELAY_BANDS, GROUPS, MAX_PERIODS
 from service.taxonomy.schemas import EXPLOITATION_TYPE, KIND
 
 BANDS = ("below998", "below95", "within", "above95", "above998")
@@ -57,9 +58,12 @@ PERIOD = {"description": "A fixed period: a month (2026-03), quarter (2026-Q3), 
 GROUP_BY = {"description": "What the units (rows) are"}
 
 
-class HotspotArgs(Filters):
+class FunnelPlotArgs(Filters):
     period = PeriodField(required=True, metadata=PERIOD)
     group_by = code(UNIT_TYPE, required=True, metadata=GROUP_BY)
+
+
+class HotspotArgs(FunnelPlotArgs, CsvArgs):
     breakdown = code(BREAKDOWN, metadata={
         "description": "Counts per code of this dimension in every unit; an attribute like a filter, and not "
                        "together with one"})
@@ -69,7 +73,7 @@ class HotspotArgs(Filters):
 RANGE_END = "A fixed period of periodType"
 
 
-class TrendArgs(Filters):
+class TrendArgs(Filters, CsvArgs):
     """Loaded with `periods`: every period from `from` to `to`."""
 
     period_type = code(PERIOD_TYPE, required=True, metadata={"example": "quarter"})
@@ -97,7 +101,7 @@ class TrendArgs(Filters):
         return data | {"periods": period_range(data.pop("from_"), data.pop("to"), MAX_PERIODS)}
 
 
-class FunnelArgs(Filters):
+class FunnelArgs(Filters, CsvArgs):
     period = PeriodField(required=True, metadata=PERIOD)
     group_by = code(FUNNEL_UNIT_TYPE, required=True, metadata=GROUP_BY)
 
@@ -123,9 +127,38 @@ class UnitOut(CamelSchema):
 
 
 PERIOD_OUT = {"description": "The period", "example": "2026-Q3"}
-PLACES = {"description": "Exposure in place-months: the places that existed, month by month"}
-RATE = {"description": "Released incidents per 10 places per month; null without places"}
 UNIT = {"description": "The unit"}
+
+
+PLACE_MONTHS = ("Exposure in place-months: the places of each location times the months (of 30.44 days) they "
+                "existed in the period, so far for the current period. Named `places` since v1.0; a place-month is "
+                "one place for one month")
+RATE = "Released incidents per 10 place-months (per 10 places per month); null when suppressed or without places"
+
+
+def _places() -> ma.fields.Float:
+    return ma.fields.Float(required=True, metadata={"description": PLACE_MONTHS})
+
+
+def _rate(description: str = RATE) -> ma.fields.Float:
+    return ma.fields.Float(allow_none=True, required=True, metadata={"description": description})
+
+
+class LimitsOut(CamelSchema):
+    """The funnel's control limits as counts, like `incidents` and `expected` (divide by `places` and multiply by
+    10 for the rate scale): exact Poisson limits, widened when overdispersion is applied."""
+
+    lower95 = ma.fields.Float(required=True, metadata={"description": "The lower 95% limit"})
+    upper95 = ma.fields.Float(required=True, metadata={"description": "The upper 95% limit"})
+    lower998 = ma.fields.Float(required=True, metadata={"description": "The lower 99.8% limit"})
+    upper998 = ma.fields.Float(required=True, metadata={"description": "The upper 99.8% limit"})
+
+
+class CurvePointOut(LimitsOut):
+    """One point of the funnel's two curves: the limits at one exposure."""
+
+    places = _places()
+    expected = ma.fields.Float(required=True, metadata={"description": "The reference rate times `places`"})
 
 
 class PreviousOut(CamelSchema):
@@ -134,8 +167,8 @@ class PreviousOut(CamelSchema):
     period = ma.fields.String(required=True, metadata=PERIOD_OUT)
     incidents = _cell(metadata={"description": "Signals"})
     residents = _cell(metadata={"description": "Distinct residents"})
-    places = ma.fields.Float(required=True, metadata=PLACES)
-    rate_per_10_places = ma.fields.Float(allow_none=True, required=True, metadata=RATE)
+    places = _places()
+    rate_per_10_places = _rate()
 
 
 class BreakdownOut(CamelSchema):
@@ -152,13 +185,14 @@ class HotspotOut(CamelSchema):
     unit = ma.fields.Nested(UnitOut, required=True, metadata=UNIT)
     incidents = _cell(metadata={"description": "Signals"})
     residents = _cell(metadata={"description": "Distinct residents; suppressed whenever `incidents` is"})
-    places = ma.fields.Float(required=True, metadata={"description": "Exposure in place-months"})
-    rate_per_10_places = ma.fields.Float(allow_none=True, required=True,
-                                         metadata={"description": "Released incidents per 10 places per month"})
+    places = _places()
+    rate_per_10_places = _rate()
     expected = ma.fields.Float(allow_none=True, required=True, metadata={
-        "description": "Signals expected at the reference rate for this unit's places"})
+        "description": "The reference rate times `places`: the count the unit would have at the scope's rate"})
     ratio = ma.fields.Float(allow_none=True, required=True, metadata={"description": "Observed / expected"})
     funnel_band = code(FUNNEL_BAND, allow_none=True, required=True)
+    limits = ma.fields.Nested(LimitsOut, required=True, allow_none=True, metadata={
+        "description": "The limits at this unit's expected count; null where `funnelBand` is"})
     eb_rate_per_10_places = ma.fields.Float(allow_none=True, required=True,
                                             metadata={"description": "Empirical-Bayes rate; the order of units"})
     previous = ma.fields.Nested(PreviousOut, required=True, allow_none=True, metadata={
@@ -172,12 +206,16 @@ class ReferenceOut(CamelSchema):
     """All units together: the rate every unit is compared with."""
 
     incidents = _cell(metadata={"description": "Signals"})
-    places = ma.fields.Float(required=True, metadata=PLACES)
-    rate_per_10_places = ma.fields.Float(allow_none=True, required=True, metadata=RATE)
+    places = _places()
+    rate_per_10_places = _rate("The scope's released incidents per 10 place-months: the funnel's centre line")
     overdispersion = ma.fields.Float(required=True, metadata={
         "description": "How much more the units vary than chance alone would make them (1: not at all)"})
     overdispersion_applied = ma.fields.Boolean(required=True, metadata={
         "description": "Whether the control limits were widened for overdispersion"})
+    funnel_curve = ma.fields.List(ma.fields.Nested(CurvePointOut), required=True, metadata={
+        "description": f"The limits at {CURVE_POINTS} exposures spaced evenly on a log scale from half the smallest "
+                       "to 1.25 times the largest `places` of the units with limits: the two funnels to draw. Empty "
+                       "without such units"})
 
 
 class DominanceOut(CamelSchema):
@@ -214,8 +252,8 @@ class PointOut(CamelSchema):
 
     period = ma.fields.String(required=True, metadata=PERIOD_OUT)
     incidents = _cell(metadata={"description": "Signals"})
-    places = ma.fields.Float(required=True, metadata=PLACES)
-    rate_per_10_places = ma.fields.Float(allow_none=True, required=True, metadata=RATE)
+    places = _places()
+    rate_per_10_places = _rate()
 
 
 class SeriesOut(CamelSchema):

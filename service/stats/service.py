@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,8 +25,8 @@ from service.incidents.models import Incident, Status
 from service.periods import AMSTERDAM, Period
 from service.registry.models import Location
 from service.stats.disclosure import SUPPRESSED, ZERO, Cell, DisclosureRules, ptable_version, rate
-from service.stats.funnel import eb_estimates, funnel_bands, overdispersion, rate_change_pvalues
-from service.stats.models import DELAY_BANDS, MEASURES
+from service.stats.funnel import eb_estimates, funnel_bands, funnel_limits, overdispersion, rate_change_pvalues
+from service.stats.models import CURVE_POINTS, DELAY_BANDS, MEASURES
 from service.stats.tallies import (
     Query,
     Tally,
@@ -103,6 +104,25 @@ def _figures(session: Session, caller: Caller, query: Query, periods: Sequence[P
     return found
 
 
+def control_limits(expected: float, phi: float) -> dict[str, float]:
+    """The funnel's 95% and 99.8% limits (counts) for a unit whose expected count is `expected`."""
+    lower95, upper95 = funnel_limits(expected, 0.95, phi)
+    lower998, upper998 = funnel_limits(expected, 0.998, phi)
+    return {"lower95": round(lower95, 2), "upper95": round(upper95, 2),
+            "lower998": round(lower998, 2), "upper998": round(upper998, 2)}
+
+
+def funnel_curve(reference: float, places: Sequence[float], phi: float) -> list[dict[str, float]]:
+    """The limits at CURVE_POINTS exposures spaced evenly on a log scale from half the smallest to a quarter more
+    than the largest of `places` (the released units'), so the funnel reaches past every point; empty without
+    units or a reference rate."""
+    if not places or not reference:
+        return []
+    exposures = [float(n) for n in np.geomspace(min(places) / 2, max(places) * 1.25, CURVE_POINTS)]
+    return [{"places": round(n, 2), "expected": round(reference * n, 2), **control_limits(reference * n, phi)}
+            for n in exposures]
+
+
 def _trends(now: Mapping[str, Mapping[str, Any]], before: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """Per unit, up or down only when the change in rate is beyond chance (exact conditional test of two Poisson
     rates, rate_change_pvalues); unknown when a count is suppressed or a period has no places."""
@@ -151,6 +171,7 @@ def hotspots(session: Session, caller: Caller, query: Query, period: Period, rul
             "expected": _rounded(expected.get(key)),
             "ratio": _rounded(f["incidents"].value / expected[key]) if key in bands else None,
             "funnel_band": bands.get(key),
+            "limits": control_limits(expected[key], max(phi, 1.0)) if key in bands else None,
             "eb_rate_per_10_places": _rounded(eb[key] * PER_PLACES, 3) if key in eb else None,
             "previous": {"period": before, "incidents": p["incidents"].as_dict(),
                          "residents": p["residents"].as_dict(), "places": round(p["places"], 1),
@@ -170,7 +191,9 @@ def hotspots(session: Session, caller: Caller, query: Query, period: Period, rul
         "period": period.label, "group_by": query.group_by, "units": rows,
         "reference": {"incidents": total.as_dict(), "places": round(total_places, 1),
                       "rate_per_10_places": _rounded(reference * PER_PLACES if reference is not None else None, 3),
-                      "overdispersion": round(phi, 3), "overdispersion_applied": phi > 1},
+                      "overdispersion": round(phi, 3), "overdispersion_applied": phi > 1,
+                      "funnel_curve": funnel_curve(reference or 0.0, [figures[k]["places"] for k in usable],
+                                                   max(phi, 1.0))},
         "disclosure": disclosure(rules),
     }
 

@@ -30,6 +30,7 @@ from service.auth.access import Caller
 from service.errors import Forbidden
 from service.periods import DAYS_PER_MONTH, UNIT_PERIOD_TYPES, Period
 from service.registry.models import Capacity, Institution, Location
+from service.registry.service import municipality_list
 from service.stats.disclosure import (
     SUPPRESSED,
     ZERO,
@@ -187,7 +188,8 @@ def _days_between_sqlite(element: days_between, compiler: Any, **kw: Any) -> str
 
 def units_and_places(session: Session, caller: Caller, query: Query, periods: Sequence[Period]
                      ) -> tuple[dict[str, str], list[dict[str, float]]]:
-    """Every unit in scope that has a location, by key, with its name (institutions and locations by name); and for
+    """Every unit in scope that has a location, by key, with its name (institutions and locations by name,
+    municipalities by their official CBS name, PC4 by itself); and for
     each period the exposure per unit: places times the days they existed in the period so far, in months of
     30.44 days. One read for all of it."""
     # The current period counts only the days that have begun: its places are not exposed to the future.
@@ -209,7 +211,7 @@ def units_and_places(session: Session, caller: Caller, query: Query, periods: Se
             .select_from(Location).join(Institution, Institution.id == Location.institution_id)
             .outerjoin(history, history.c.location_id == Location.id).join(bounds, true())
             .where(in_scope(caller, query)).group_by(bounds.c.n, unit, name)):
-        units[str(key)] = unit_name
+        units[str(key)] = municipality_list().name(key) if query.group_by == "municipality" else unit_name
         exposures[n][str(key)] = (place_days or 0) / DAYS_PER_MONTH
     return units, exposures
 

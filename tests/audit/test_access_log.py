@@ -8,12 +8,14 @@ scoped. The last test extends the privacy canary of the ingest work to the acces
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 from flask import Flask
@@ -508,6 +510,38 @@ def test_the_log_pages_with_a_cursor_in_the_link_header(
 
     assert seen == expected
     assert pages == 3
+
+
+@pytest.mark.parametrize("delimiter", [",", ";"])
+def test_the_log_reads_as_csv_with_the_same_events_and_the_same_next_page(
+        client: FlaskClient, session: Session, own: Party, token_for: Any, delimiter: str) -> None:
+    for _ in range(3):
+        create(client, own)
+        client.get("/v1/incidents", headers=own.headers)
+    auditor = scoped_party(session, token_for, Role.AUDITOR)
+    params = {"clientId": str(own.client.id), "limit": 4}
+
+    as_json = client.get("/v1/audit-events", headers=auditor.headers, query_string=params)
+    as_csv = client.get("/v1/audit-events", headers=auditor.headers | {"Accept": "text/csv"},
+                        query_string=params | {"delimiter": delimiter})
+
+    assert as_csv.status_code == 200 and as_csv.mimetype == "text/csv"
+    body = as_csv.get_data(as_text=True)
+    assert body.startswith("\ufeff")
+    reader = csv.DictReader(io.StringIO(body[1:], newline=""), delimiter=delimiter)
+    rows = list(reader)
+    items = as_json.json["items"]
+    assert sorted(reader.fieldnames or ()) == sorted(items[0])
+    assert [int(row["seq"]) for row in rows] == [item["seq"] for item in items]
+    for row, item in zip(rows, items, strict=True):
+        assert row["records"] == ";".join(item["records"])
+        assert row["hash"] == item["hash"] and row["route"] == item["route"]
+        assert row["filters"] == ";".join(f"{k}={v}" for k, v in sorted(item["filters"].items()))
+    assert any(row["records"] for row in rows)  # the create events name their incident
+    assert not [cell for row in rows for cell in row.values() if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    # The next page of the CSV is the next page of the JSON, and stays CSV with its delimiter.
+    link = as_csv.headers["Link"]
+    assert as_json.json["nextCursor"] in link and f"delimiter={quote(delimiter)}" in link
 
 
 def test_the_log_pages_in_append_order_even_when_clocks_disagree(

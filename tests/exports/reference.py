@@ -20,17 +20,19 @@ from sqlalchemy.orm import Session
 
 from service.exports.schemas import COLUMNS
 from service.incidents.models import Incident
+from service.registry.models import Institution, Location
 
 
 def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def row(incident: Incident, key: bytes) -> dict[str, Any]:
+def row(incident: Incident, key: bytes, institution_name: str, location_name: str) -> dict[str, Any]:
     pseudonym = incident.resident_pseudonym
     return {
-        "id": str(incident.id), "institutionId": str(incident.institution_id),
-        "locationId": str(incident.location_id), "clientReference": incident.client_reference,
+        "id": str(incident.id), "institutionId": str(incident.institution_id), "institutionName": institution_name,
+        "locationId": str(incident.location_id), "locationName": location_name,
+        "clientReference": incident.client_reference,
         "kind": incident.kind, "exploitationType": incident.exploitation_type,
         "residentAgeBand": incident.resident_age_band, "indicators": list(incident.indicators or []),
         "occurredAt": _iso(incident.occurred_at), "recordedAt": _iso(incident.recorded_at),
@@ -48,10 +50,11 @@ def row(incident: Incident, key: bytes) -> dict[str, Any]:
 
 
 def _rows(session: Session, stmt: Select[Any], key: bytes, batch: int) -> Iterator[dict[str, Any]]:
-    entities = stmt.with_only_columns(Incident)  # the service selects columns; this version read entities
+    # The service selects columns; this version read entities (and, since issue 15, the names beside them).
+    entities = stmt.with_only_columns(Incident, Institution.name, Location.name)
     ordered = entities.order_by(Incident.recorded_at, Incident.id).execution_options(yield_per=batch)
-    for incident in session.scalars(ordered):
-        yield row(incident, key)
+    for incident, institution_name, location_name in session.execute(ordered):
+        yield row(incident, key, institution_name, location_name)
         session.expunge(incident)
 
 
@@ -74,9 +77,12 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def csv_lines(session: Session, stmt: Select[Any], key: bytes, batch: int = 1000) -> Iterator[str]:
+def csv_lines(session: Session, stmt: Select[Any], key: bytes, delimiter: str = ",", batch: int = 1000
+              ) -> Iterator[str]:
+    # Since issue 15: a byte order mark, every cell quoted and a choice of delimiter, for spreadsheets.
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    buffer.write("\ufeff")
+    writer = csv.writer(buffer, delimiter=delimiter, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
 
     def flush() -> str:
         text = buffer.getvalue()

@@ -67,7 +67,8 @@ def _incident(location: Any, n: int, reference_text: str) -> dict[str, Any]:
 @pytest.fixture
 def awkward_rows(session: Session, connection: Connection) -> Iterator[Any]:
     """Incidents with awkward values at one location of its own; the export statement of a national auditor."""
-    location = make_location(session, make_institution(session, municipality_code="GM0034"))
+    location = make_location(session, make_institution(session, municipality_code="GM0034", name="=Zorg & Co"),
+                             name="-Noord")
     session.flush()
     connection.execute(insert(Incident), [_incident(location, n, value) for n, value in enumerate(AWKWARD * 2)])
     if connection.dialect.name == "postgresql":
@@ -91,15 +92,18 @@ def test_ndjson_is_byte_for_byte_the_first_versions(session: Session, awkward_ro
     assert fast == first
 
 
-def test_csv_is_byte_for_byte_the_first_versions(session: Session, awkward_rows: Any) -> None:
-    fast = "".join(service.csv_lines(session, awkward_rows, KEY, batch=7))
-    first = "".join(reference.csv_lines(session, awkward_rows, KEY))
+@pytest.mark.parametrize("delimiter", [",", ";"])
+def test_csv_is_byte_for_byte_the_first_versions(session: Session, awkward_rows: Any, delimiter: str) -> None:
+    fast = "".join(service.csv_lines(session, awkward_rows, KEY, delimiter, batch=7))
+    first = "".join(reference.csv_lines(session, awkward_rows, KEY, delimiter))
 
     assert fast == first
-    for prefix in ("=SUM", "+31", "-5", "@cmd", "\tlead", "\rlead", "=friend", "-minus"):
+    assert fast.startswith('\ufeff"id"' + delimiter)
+    for prefix in ("=SUM", "+31", "-5", "@cmd", "\tlead", "\rlead", "=friend", "-minus", "=Zorg", "-Noord"):
         # Neutralised, and never at the start of a cell (after a separator, or quoted because of the \t or \r).
         assert f"'{prefix}" in fast
-        assert f",{prefix}" not in fast and f',"{prefix}' not in fast and f"\n{prefix}" not in fast
+        assert f"{delimiter}{prefix}" not in fast and f'{delimiter}"{prefix}' not in fast
+        assert f"\n{prefix}" not in fast
 
 
 def test_only_the_exported_columns_are_read(awkward_rows: Any) -> None:
@@ -107,7 +111,7 @@ def test_only_the_exported_columns_are_read(awkward_rows: Any) -> None:
     sql = str(awkward_rows)
 
     assert selected == list(ExportRow().fields)
-    assert len(selected) == 23
+    assert len(selected) == 25
     for stored in ("note", "fingerprint", "resident_key_version", "record_key", "retracted_at"):
         assert stored not in sql
 
@@ -132,10 +136,13 @@ def test_any_text_is_escaped_as_json_dumps_escapes_it(reference_text: str, taxon
                         resident_age_band="12to15", indicators=[reference_text], occurred_at=NOW,
                         recorded_at=NOW.replace(microsecond=0), status=Status.ACTIVE, version=1,
                         taxonomy_version=taxonomy_version, resident_pseudonym="ab" * 32, reported_to=[])
+    names = {"institution_name": reference_text, "location_name": taxonomy_version}
     values = tuple(json.dumps(getattr(incident, name)) if name in service.LISTS else
-                   getattr(incident, name).value if name == "status" else getattr(incident, name)
+                   getattr(incident, name).value if name == "status" else
+                   names[name] if name in names else getattr(incident, name)
                    for name in service.FIELDS)
 
     line = service.ndjson_lines([values], service.rekey(KEY))
 
-    assert line.decode("ascii") == json.dumps(reference.row(incident, KEY), separators=(",", ":")) + "\n"
+    assert line.decode("ascii") == json.dumps(reference.row(incident, KEY, reference_text, taxonomy_version),
+                                              separators=(",", ":")) + "\n"

@@ -28,7 +28,7 @@ from service.auth.access import Caller
 from service.auth.models import Role
 from service.incidents.models import Incident
 from service.incidents.service import IdentityKeys, record_incidents
-from service.registry.models import Location
+from service.registry.models import Institution, Location
 from tests.audit.test_access_log import Party, create, institution_party, month_label, scoped_party
 from tests.factories import make_institution, make_location
 from tests.incidents.test_privacy_canary import (
@@ -43,7 +43,8 @@ from tests.incidents.test_privacy_canary import (
 
 NDJSON, CSV = "application/x-ndjson", "text/csv"
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-COLUMNS = ["id", "institutionId", "locationId", "clientReference", "kind", "exploitationType", "residentAgeBand",
+COLUMNS = ["id", "institutionId", "institutionName", "locationId", "locationName", "clientReference", "kind",
+           "exploitationType", "residentAgeBand",
            "indicators", "occurredAt", "recordedAt", "status", "version", "taxonomyVersion", "residentPseudonym",
            "absenceEndedAt", "absenceWhereaboutsKnown", "absenceRiskLevel", "absenceReportedMissingToPolice",
            "visitorEstimatedAgeBand", "visitorRelationClaimed", "meldcodeStep", "reportedTo", "reportedAt"]
@@ -73,19 +74,26 @@ def ndjson_rows(response: TestResponse) -> tuple[list[dict[str, Any]], dict[str,
     return rows, records[-1]["metadata"]
 
 
-def csv_rows(response: TestResponse) -> list[dict[str, str]]:
+def csv_rows(response: TestResponse, delimiter: str = ",") -> list[dict[str, str]]:
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.mimetype == CSV
-    reader = csv.DictReader(io.StringIO(response.get_data(as_text=True), newline=""))
+    text = response.get_data(as_text=True)
+    assert text.startswith("\ufeff")  # UTF-8 for Excel
+    reader = csv.DictReader(io.StringIO(text[1:], newline=""), delimiter=delimiter)
     assert reader.fieldnames == COLUMNS
     return list(reader)
 
 
-def expected(incident: Incident) -> dict[str, Any]:
-    """A database row as the export must show it (pseudonym aside, which is checked on its own)."""
+def expected(session: Session, incident: Incident) -> dict[str, Any]:
+    """A database row as the export must show it (pseudonym aside, which is checked on its own), the institution
+    and location named from the registry."""
+    institution, location = session.get(Institution, incident.institution_id), session.get(Location,
+                                                                                          incident.location_id)
+    assert institution is not None and location is not None
     return {
-        "id": str(incident.id), "institutionId": str(incident.institution_id),
-        "locationId": str(incident.location_id), "clientReference": incident.client_reference,
+        "id": str(incident.id), "institutionId": str(incident.institution_id), "institutionName": institution.name,
+        "locationId": str(incident.location_id), "locationName": location.name,
+        "clientReference": incident.client_reference,
         "kind": incident.kind, "exploitationType": incident.exploitation_type,
         "residentAgeBand": incident.resident_age_band, "indicators": incident.indicators,
         "occurredAt": incident.occurred_at, "recordedAt": incident.recorded_at, "status": incident.status.value,
@@ -177,15 +185,30 @@ def test_ndjson_rows_are_the_database_rows(
 
     incidents = in_scope(session, auditor.codes)
     assert len(incidents) == len(recorded) == len(rows)
-    assert [from_json(row) for row in rows] == [expected(incident) for incident in incidents]
+    assert [from_json(row) for row in rows] == [expected(session, incident) for incident in incidents]
     assert metadata["rowCount"] == len(rows)
 
 
-def test_csv_rows_are_the_database_rows(
-        client: FlaskClient, session: Session, auditor: Party, recorded: dict[str, str]) -> None:
-    rows = csv_rows(export(client, auditor.headers, CSV))
+@pytest.mark.parametrize("delimiter", [",", ";"])
+def test_csv_rows_are_the_database_rows(client: FlaskClient, session: Session, auditor: Party,
+                                        recorded: dict[str, str], delimiter: str) -> None:
+    response = export(client, auditor.headers, CSV, **period(), delimiter=delimiter)
+    rows = csv_rows(response, delimiter)
 
-    assert [from_csv(row) for row in rows] == [expected(incident) for incident in in_scope(session, auditor.codes)]
+    assert [from_csv(row) for row in rows] == [expected(session, incident)
+                                                     for incident in in_scope(session, auditor.codes)]
+    # Every cell quoted: a list holding ';' stays one cell when ';' is the delimiter (Excel with Dutch settings).
+    lines = response.get_data(as_text=True)[1:].split("\r\n")
+    assert all(line.startswith('"') and line.endswith('"') for line in lines if line)
+    assert any(len(row["indicators"].split(";")) > 1 for row in rows)
+    assert not [cell for row in rows for cell in row.values() if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+
+
+def test_an_unknown_delimiter_is_a_problem_naming_it(client: FlaskClient, auditor: Party) -> None:
+    response = export(client, auditor.headers, CSV, **period(), delimiter="\t")
+
+    assert response.status_code == 400
+    assert [e["pointer"] for e in response.get_json()["errors"]] == ["/delimiter"]
 
 
 def test_both_formats_hold_the_same_rows(client: FlaskClient, auditor: Party, recorded: dict[str, str]) -> None:

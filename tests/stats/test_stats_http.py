@@ -18,7 +18,7 @@ from service.incidents.models import Incident
 from service.periods import AMSTERDAM, DAYS_PER_MONTH
 from service.registry.models import Capacity, Institution, Location
 from service.stats.disclosure import ptable_version
-from service.stats.funnel import eb_estimates, funnel_band
+from service.stats.funnel import eb_estimates, funnel_band, funnel_limits
 from tests.factories import make_institution, make_location
 from tests.stats.factories import expected_cell, expected_residents, in_q2, seed
 
@@ -78,6 +78,12 @@ def hotspots(client: FlaskClient, headers: dict[str, str], **params: str) -> dic
     return stats(client, HOTSPOTS, headers, **({"period": "2026-Q2"} | params))
 
 
+def limits_at(expected: float) -> dict[str, float]:
+    (lower95, upper95), (lower998, upper998) = funnel_limits(expected, 0.95), funnel_limits(expected, 0.998)
+    return {"lower95": round(lower95, 2), "upper95": round(upper95, 2), "lower998": round(lower998, 2),
+            "upper998": round(upper998, 2)}
+
+
 def cell_of(body: dict[str, Any], unit_id: object, field: str = "incidents") -> dict[str, Any]:
     [row] = [row for row in body["units"] if row["unit"]["id"] == str(unit_id)]
     return row[field]
@@ -120,24 +126,32 @@ def test_hotspots_per_location_release_rounded_cells_and_suppress_small_ones(cli
         if cell is None:  # a suppressed unit shows no companion: no residents, rate, band, trend or previous period
             return {"unit": {"id": str(location.id), "name": location.name}, "incidents": SUPPRESSED,
                     "residents": SUPPRESSED, "places": 35.9, "ratePer10Places": None, "expected": None,
-                    "ratio": None, "funnelBand": None, "ebRatePer10Places": None, "previous": None,
-                    "trend": "unknown"}
+                    "ratio": None, "funnelBand": None, "limits": None, "ebRatePer10Places": None,
+                    "previous": None, "trend": "unknown"}
         expected = reference * EXPOSURE_Q2
         return {"unit": {"id": str(location.id), "name": location.name}, "incidents": cell,
                 "residents": expected_residents(recorded[location.id]), "places": 35.9,
                 "ratePer10Places": round(cell["value"] / EXPOSURE_Q2 * 10, 3), "expected": round(expected, 2),
                 "ratio": round(cell["value"] / expected, 2), "funnelBand": funnel_band(cell["value"], expected),
-                "ebRatePer10Places": round(eb[location.id] * 10, 3), "previous": previous, "trend": "up"}
+                "limits": limits_at(expected), "ebRatePer10Places": round(eb[location.id] * 10, 3),
+                "previous": previous, "trend": "up"}
 
     by_eb = sorted((large, medium), key=lambda location: -eb[location.id])
+    # Both released units have the same exposure: the curve runs from half of it to a quarter more, log-spaced.
+    curve = [{"places": round(n, 2), "expected": round(reference * n, 2), **limits_at(reference * n)}
+             for n in (EXPOSURE_Q2 / 2 * 2.5 ** (i / 24) for i in range(25))]
     assert body == {
         "period": "2026-Q2", "groupBy": "location",
         "units": [row(location) for location in by_eb] + [row(small)],
         "reference": {"incidents": total, "places": 107.6, "ratePer10Places": round(reference * 10, 3),
-                      "overdispersion": 1.0, "overdispersionApplied": False},
+                      "overdispersion": 1.0, "overdispersionApplied": False,
+                      "funnelCurve": curve},
         "disclosure": DISCLOSURE,
     }
     assert [r["unit"]["id"] for r in body["units"]] == [str(large.id), str(medium.id), str(small.id)]
+    for row_ in body["units"][:2]:
+        limits = row_["limits"]
+        assert limits["lower998"] < limits["lower95"] < row_["expected"] < limits["upper95"] < limits["upper998"]
 
 
 def test_places_are_capacity_times_months_from_the_capacity_history(client, session, analyst):
@@ -236,7 +250,7 @@ def test_hotspots_group_by_institution_postcode4_and_municipality(client, analys
         ("9713", "9713"): SUPPRESSED,
     }
     assert [(r["unit"], r["incidents"]) for r in by_municipality["units"]] == [
-        ({"id": "GM0014", "name": "GM0014"}, expected_cell(everything))]
+        ({"id": "GM0014", "name": "Groningen"}, expected_cell(everything))]
     for body, group in ((by_institution, "institution"), (by_postcode, "postcode4"),
                         (by_municipality, "municipality")):
         assert body["groupBy"] == group
@@ -524,9 +538,22 @@ def test_a_national_analyst_sees_every_municipality(client, token_for, two_munic
 
     assert {r["unit"]["id"]: r["incidents"] for r in body["units"]} == {
         code: expected_cell(recorded) for code, (_, recorded) in two_municipalities.items()}
+    assert {r["unit"]["id"]: r["unit"]["name"] for r in body["units"]} == {"GM0014": "Groningen",
+                                                                          "GM0307": "Amersfoort"}
     assert body["reference"]["incidents"] == expected_cell(
         [i for _, recorded in two_municipalities.values() for i in recorded])
     assert [r["unit"]["name"] for r in narrowed["units"]] == ["Huize Amersfoort"]
+
+
+def test_a_municipality_unit_carries_its_cbs_name_and_an_old_code_that_of_the_municipality_it_joined(
+        client, session, token_for):
+    haren = make_location(session, make_institution(session, municipality_code="GM0017"))  # Groningen since 2019
+    seed(session, haren, 12)
+    headers = token_for(Role.ANALYST, municipality_codes=["GM0017"])
+
+    body = hotspots(client, headers, groupBy="municipality")
+
+    assert [row["unit"] for row in body["units"]] == [{"id": "GM0017", "name": "Groningen"}]
 
 
 # --- bad input and roles -----------------------------------------------------------------------------------------
