@@ -9,9 +9,10 @@ nor a neighbour of its own layer (tests/test_layers.py reads every import and fa
 3. audit: the access log, which records the domains above it and knows none of them (views say what they touched;
    create_app hands it the registry's municipality lookup);
 4. taxonomy, registry;
-5. incidents, which announce their changes (signals.incidents_changed) instead of calling statistics;
-6. stats (listening to incidents) and exports;
-7. the application: this module, cli, demo, retention, housekeeping, operations, ratelimit, docs, wsgi, gunicorn,
+5. guidance (the next meldcode step and reporting routes, from a data file beside the taxonomy);
+6. incidents, which announce their changes (signals.incidents_changed) instead of calling statistics;
+7. stats (listening to incidents) and exports;
+8. the application: this module, cli, demo, retention, housekeeping, operations, ratelimit, docs, wsgi, gunicorn,
    models, migrations.
 """
 
@@ -115,6 +116,7 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     from service.audit.routes import blp as audit_events
     from service.auth.routes import clients, oauth
     from service.exports.routes import blp as exports
+    from service.guidance.routes import blp as guidance
     from service.incidents.routes import blp as incidents
     from service.registry.routes import blp as registry
     from service.stats import rollups
@@ -123,7 +125,7 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
 
     # Statistics listen to what incidents announce (incidents never import statistics); connected once per process.
     signals.incidents_changed.connect(rollups.apply)
-    for blueprint in (oauth, clients, registry, taxonomy, incidents, stats, exports, audit_events):
+    for blueprint in (oauth, clients, registry, taxonomy, guidance, incidents, stats, exports, audit_events):
         api.register_blueprint(blueprint)
     for endpoint, view in list(app.view_functions.items()):
         if endpoint.startswith("api-docs."):

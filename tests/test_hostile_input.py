@@ -143,13 +143,21 @@ def _leaves(document: dict[str, Any], schema: dict[str, Any], pointer: str = "")
         yield pointer, kind
 
 
+def _parameter_type(document: dict[str, Any], schema: dict[str, Any]) -> str:
+    """A parameter's type; a repeated one (an array) has its items' type, which each repetition carries."""
+    schema = _resolve(document, schema)
+    if _type(schema) == "array":
+        schema = _resolve(document, schema["items"])
+    return _type(schema) or "string"
+
+
 def operations(document: dict[str, Any]) -> list[Operation]:
     found = []
     for path, item in document["paths"].items():
         for method, spec in item.items():
             if method not in ("get", "post", "put", "patch", "delete"):
                 continue
-            fields = [Field(p["in"], p["name"], _type(_resolve(document, p["schema"])) or "string")
+            fields = [Field(p["in"], p["name"], _parameter_type(document, p["schema"]))
                       for p in spec.get("parameters", [])]
             content = spec.get("requestBody", {}).get("content", {})
             media_type = next(iter(content), None)  # every operation takes one media type
@@ -207,6 +215,16 @@ BASES: dict[tuple[str, str], Callable[[World, str], tuple[dict[str, Any] | None,
     ("post", "/institutions/{institutionId}/locations/{locationId}/capacities"): lambda _w, _p: (
         {"validFrom": "2025-06-01", "places": 14}, {}),
     ("get", "/taxonomy"): lambda _w, _p: (None, {}),
+    ("get", "/guidance"): lambda _w, _p: (None, {"kind": "absence", "exploitationType": "sexual",
+                                                 "residentAgeBand": "16to17", "riskLevel": "red",
+                                                 "indicators": "lateReturn", "meldcodeStep": 2, "reported": "false"}),
+    ("get", "/guidance/municipalities/{municipalityCode}"): lambda _w, _p: (None, {}),
+    ("put", "/guidance/municipalities/{municipalityCode}"): lambda _w, _p: ({"followUpDays": 7, "routes": [{
+        "code": "zorgEnVeiligheidshuis", "labelEn": "Care and Safety House", "labelNl": "Zorg- en Veiligheidshuis",
+        "purposeEn": "Case consultation", "purposeNl": "Casusoverleg", "meldcodeSteps": [2, 5],
+        "reportedTo": "zorgEnVeiligheidshuis", "phone": "050-0000000", "website": "https://zvh.example.org",
+        "source": "Gemeente", "date": "2026-11-30"}]}, {}),
+    ("delete", "/guidance/municipalities/{municipalityCode}"): lambda _w, _p: (None, {}),
     ("get", "/incidents"): lambda w, _p: (None, {"limit": 5, "locationId": w.ids["locationId"], "kind": "absence",
                                                  "exploitationType": "sexual", "status": "active",
                                                  "occurredFrom": "2026-01-01T00:00:00+01:00",
@@ -364,7 +382,7 @@ def world(client: FlaskClient, session: Session, token_for: Any) -> World:
     created = client.post("/v1/incidents", headers=tokens["institution"], json=incident_body(location.id))
     assert created.status_code == 201, created.json
     ids = {"institutionId": str(institution.id), "locationId": str(location.id), "incidentId": created.json["id"],
-           "clientId": str(oauth_client.id)}
+           "clientId": str(oauth_client.id), "municipalityCode": "GM0014"}
     return World(ids, tokens, secret)
 
 

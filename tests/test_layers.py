@@ -22,6 +22,7 @@ LAYERS: list[set[str]] = [
     {"auth"},
     {"audit"},
     {"taxonomy", "registry"},
+    {"guidance"},
     {"incidents"},
     {"stats", "exports"},
     {"__init__", "cli", "demo", "retention", "housekeeping", "operations", "ratelimit", "docs", "wsgi", "gunicorn",

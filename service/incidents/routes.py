@@ -21,6 +21,7 @@ from service.incidents import service
 from service.incidents.idempotency import key_hash, request_hash, request_hash_key, run_once
 from service.incidents.models import Incident, Revision
 from service.incidents.schemas import (
+    AdvisedIncidentOut,
     BatchIn,
     BatchOut,
     IdempotencyHeader,
@@ -41,7 +42,7 @@ blp = Blueprint("incidents", __name__, url_prefix="/v1/incidents",
                 description="Signals of recruitment, suspicious visitors and absences (institution clients)")
 
 # Built once: a marshmallow schema instance deep-copies its fields, which showed in the write path's profile.
-INCIDENT_OUT, BATCH_OUT = IncidentOut(), BatchOut()
+ADVISED_OUT, BATCH_OUT = AdvisedIncidentOut(), BatchOut()
 ETAG = {"description": "The incident's version, for If-Match", "schema": {"type": "string"}}
 LOCATION = {"description": "URL of the recorded incident", "schema": {"type": "string"}}
 REPLAYED = {"description": "`true` when this is the stored answer to an earlier request with the same key",
@@ -116,7 +117,8 @@ class Incidents(MethodView):
 
     @blp.arguments(IdempotencyHeader, location="headers")
     @blp.arguments(IncidentIn)
-    @blp.response(201, IncidentOut, headers={"Location": LOCATION, "ETag": ETAG, "Idempotent-Replayed": REPLAYED})
+    @blp.response(201, AdvisedIncidentOut,
+                  headers={"Location": LOCATION, "ETag": ETAG, "Idempotent-Replayed": REPLAYED})
     @blp.alt_response(409, response="CONFLICT", description="clientReference already recorded, or key in use")
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="Idempotency-Key reused for another body")
     @requires(Role.INSTITUTION)
@@ -130,7 +132,7 @@ class Incidents(MethodView):
         Send an `Idempotency-Key` to make retries safe (kept 24 hours).
         """
         recorded = service.record_incidents(db.session, current_caller(), [data], _keys())
-        return recorded, INCIDENT_OUT.dump(recorded[0])
+        return recorded, ADVISED_OUT.dump(service.advised(db.session, current_caller(), recorded)[0])
 
 
 @blp.route("/_batch")
@@ -149,7 +151,7 @@ class IncidentBatch(MethodView):
         All or nothing: one invalid item refuses the batch, and every error points into it (`/items/3/occurredAt`).
         """
         recorded = service.record_incidents(db.session, current_caller(), data["items"], _keys(), batch=True)
-        return recorded, BATCH_OUT.dump({"items": recorded})
+        return recorded, BATCH_OUT.dump({"items": service.advised(db.session, current_caller(), recorded)})
 
 
 @blp.route("/_search")
@@ -181,7 +183,7 @@ class IncidentItem(MethodView):
 
     @blp.arguments(IfMatchHeader, location="headers")
     @blp.arguments(IncidentPatch)
-    @blp.response(200, IncidentOut, headers={"ETag": ETAG})
+    @blp.response(200, AdvisedIncidentOut, headers={"ETag": ETAG})
     @blp.alt_response(409, response="CONFLICT", description="The incident is retracted")
     @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is not the current version")
     @blp.alt_response(428, response="PRECONDITION_REQUIRED", description="If-Match is missing")
@@ -196,7 +198,7 @@ class IncidentItem(MethodView):
         incident = service.correct_incident(db.session, current_caller(), incidentId, patch, _keys(),
                                             if_match=headers.get("if_match"))
         touched([incident.id])
-        return incident, _etag(incident)
+        return service.advised(db.session, current_caller(), [incident])[0], _etag(incident)
 
 
 @blp.route("/<uuid:incidentId>/retraction")

@@ -6,6 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
+from service.guidance.schemas import GuidanceOut
 from service.incidents.identities import normalise_phone, normalise_plate
 from service.incidents.models import Status
 from service.incidents.rules import incident_errors
@@ -192,8 +193,14 @@ class IncidentOut(CamelSchema):
     retracted_at = ma.fields.AwareDateTime(allow_none=True, required=True)
 
 
+class AdvisedIncidentOut(IncidentOut):
+    guidance = ma.fields.Nested(GuidanceOut, required=True, metadata={
+        "description": "Advice, never a decision: the next meldcode step to consider, the reporting routes that "
+                       "apply, and why in one line"})
+
+
 class BatchOut(CamelSchema):
-    items = ma.fields.List(ma.fields.Nested(IncidentOut), required=True)
+    items = ma.fields.List(ma.fields.Nested(AdvisedIncidentOut), required=True)
 
 
 class IncidentFilters(PageArgs):
