@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, current_app, json, request
+from flask import Response, after_this_request, current_app, json, request
 from flask.views import MethodView
 from sqlalchemy import Select
 
@@ -17,13 +17,14 @@ from service.auth.access import current_caller, requires
 from service.auth.models import Role
 from service.db import db
 from service.http import Blueprint
-from service.incidents import service
+from service.incidents import follow_up, service
 from service.incidents.idempotency import key_hash, request_hash, request_hash_key, run_once
 from service.incidents.models import Incident, Revision
 from service.incidents.schemas import (
     AdvisedIncidentOut,
     BatchIn,
     BatchOut,
+    FollowUpPage,
     IdempotencyHeader,
     IfMatchHeader,
     IncidentFilters,
@@ -36,7 +37,7 @@ from service.incidents.schemas import (
     RevisionList,
 )
 from service.incidents.service import IdentityKeys
-from service.pagination import LINK_HEADER, paginated
+from service.pagination import LINK_HEADER, PageArgs, paginated
 
 blp = Blueprint("incidents", __name__, url_prefix="/v1/incidents",
                 description="Signals of recruitment, suspicious visitors and absences (institution clients)")
@@ -152,6 +153,39 @@ class IncidentBatch(MethodView):
         """
         recorded = service.record_incidents(db.session, current_caller(), data["items"], _keys(), batch=True)
         return recorded, BATCH_OUT.dump({"items": service.advised(db.session, current_caller(), recorded)})
+
+
+FOLLOW_UP_COUNTS = {"description": "Signals in the queue per reason (all pages), for a badge: "
+                                   "`undecided=3, unreportedRedRisk=1, openAbsence=2`", "schema": {"type": "string"}}
+
+
+def _show_counts(counts: dict[str, int]) -> None:
+    @after_this_request
+    def add(response: Response) -> Response:
+        response.headers["Follow-Up-Counts"] = ", ".join(f"{reason}={n}" for reason, n in counts.items())
+        return response
+
+
+@blp.route("/follow-up")
+class FollowUpQueue(MethodView):
+    @blp.arguments(PageArgs, location="query", as_kwargs=True)
+    @blp.response(200, FollowUpPage, headers={"Link": LINK_HEADER, "Follow-Up-Counts": FOLLOW_UP_COUNTS})
+    @requires(Role.INSTITUTION)
+    @audited(EventType.SEARCH)
+    @paginated(*follow_up.FOLLOW_UP_ORDER, then=touched_items,
+               shown=lambda items: follow_up.with_reasons(db.session, current_caller(), items))
+    def get(self) -> Select[tuple[Incident]]:
+        """List the signals that wait for a decision
+
+        The institution's own signals without a decision on the municipality's follow-up day (7 days after the
+        day they occurred unless the municipality set another), absences at risk level red that nobody reported,
+        and absences without `endedAt` after 24 hours: oldest first, each with why it is listed and its guidance.
+        `Follow-Up-Counts` counts each reason over the whole queue.
+        """
+        queue, counts = follow_up.follow_up_queue(db.session, current_caller())
+        touched(filters={"queue": "followUp"})
+        _show_counts(counts)
+        return queue
 
 
 @blp.route("/_search")

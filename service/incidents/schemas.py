@@ -221,6 +221,16 @@ class IncidentSearch(IncidentFilters):
 IncidentPage = page_schema(IncidentOut, "IncidentPage")
 
 
+class FollowUpItemOut(AdvisedIncidentOut):
+    reasons = ma.fields.List(ma.fields.String(), required=True, metadata={
+        "description": "Why it waits: undecided (meldcode step below 5 and nothing reported, on the municipality's "
+                       "follow-up day), unreportedRedRisk (an absence at risk level red that nobody reported), "
+                       "openAbsence (no endedAt 24 hours after it began)"})
+
+
+FollowUpPage = page_schema(FollowUpItemOut, "FollowUpPage")
+
+
 class RevisionOut(CamelSchema):
     version = ma.fields.Integer(required=True)
     action = ma.fields.String(required=True, metadata={"description": "correction or retraction"})

@@ -79,6 +79,7 @@ class Advised:
 
     incident: Incident
     guidance: dict[str, Any]
+    reasons: list[str] | None = None  # why it is in the follow-up queue, when it is listed there
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.incident, name)
