@@ -3,8 +3,8 @@
 The packages form layers, lowest first; a module imports its own package and lower layers only, never a higher one
 nor a neighbour of its own layer (tests/test_layers.py reads every import and fails otherwise):
 
-1. core: config, clock, db, errors, schemas, screening, arguments, http, pagination, periods, signals, logs, metrics
-   (core modules may import each other, without circles);
+1. core: config, clock, db, errors, schemas, screening, arguments, http, pagination, periods, signals, logs, metrics,
+   signing (core modules may import each other, without circles);
 2. auth: clients, tokens, roles and the caller's scope;
 3. audit: the access log, which records the domains above it and knows none of them (views say what they touched;
    create_app hands it the registry's municipality lookup);
@@ -25,7 +25,7 @@ from typing import Any
 from flask import Flask
 from flask_smorest.spec.plugins import FlaskPlugin
 
-from service import docs, http, logs, metrics, operations, ratelimit, signals
+from service import docs, http, logs, metrics, operations, ratelimit, signals, signing
 from service.audit import recording
 from service.auth import access
 from service.auth.access import public
@@ -95,6 +95,10 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
                                                        settings.dominance_share)
     except ValueError as exc:
         raise ConfigurationError(f"disclosure settings: {exc}") from None
+
+    # Statements (attestations) are signed with keys of their own; the JWKS publishes them beside the token keys.
+    app.extensions["signing_keys"] = signing.signing_keys(settings)
+    app.extensions["published_keys"] = app.extensions["signing_keys"].jwks()
 
     db.init_app(app, settings.database_url)
     # Order matters: request id first, then who is calling, then what they send and accept.

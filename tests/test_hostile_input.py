@@ -9,8 +9,9 @@ the value and changes no table (the refused request's access event aside). Unkno
 are sent to every operation too. At the end no table holds any of the identifiers as they were sent.
 
 A few fields may accept an identifier, because they take one by design and never keep it as sent: a visitor's
-plate and phone number (fingerprinted), a search's residentRef (never stored), an Idempotency-Key (hashed), and
-the OAuth fields that are ignored or answered alike whatever they hold (RFC 6749 scope, RFC 7009 token).
+plate and phone number (fingerprinted), a search's or an attestation's residentRef (never stored), an
+Idempotency-Key (hashed), and the OAuth fields that are ignored or answered alike whatever they hold (RFC 6749
+scope, RFC 7009 token).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ UNKNOWN_KEYS = [Hostile("phone as a key", "06-12345678", ("12345678",)),
 MAY_ACCEPT_IDENTIFIERS = {
     ("*", "/visitor/vehiclePlate"), ("*", "/visitor/phoneNumber"),
     ("*", "/items/0/visitor/vehiclePlate"), ("*", "/items/0/visitor/phoneNumber"),
-    ("/incidents/_search", "/residentRef"),
+    ("/incidents/_search", "/residentRef"), ("/incidents/_attestation", "/residentRef"),
     ("*", "header Idempotency-Key"),
     ("/oauth/token", "/scope"), ("/oauth/revoke", "/token"), ("/oauth/revoke", "/token_type_hint"),
 }
@@ -230,6 +231,7 @@ BASES: dict[tuple[str, str], Callable[[World, str], tuple[dict[str, Any] | None,
                                                  "occurredFrom": "2026-01-01T00:00:00+01:00",
                                                  "occurredTo": "2026-02-01T00:00:00+01:00"}),
     ("post", "/incidents"): lambda w, p: (_incident(w, p), {}),
+    ("post", "/incidents/_attestation"): lambda _w, _p: ({"residentRef": "CL-0042"}, {}),
     ("post", "/incidents/_batch"): lambda w, p: ({"items": [_incident(w, p.removeprefix("/items/0"))]}, {}),
     ("post", "/incidents/_search"): lambda w, _p: (
         {"residentRef": "CL-0042", "limit": 5, "locationId": w.ids["locationId"], "kind": "absence",

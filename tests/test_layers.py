@@ -18,7 +18,7 @@ SERVICE = Path(__file__).resolve().parent.parent / "service"
 # another package of its own layer. The core's modules may import each other (without cycles between them).
 LAYERS: list[set[str]] = [
     {"config", "clock", "db", "errors", "schemas", "screening", "arguments", "http", "pagination", "periods",
-     "signals", "logs", "metrics"},
+     "signals", "logs", "metrics", "signing"},
     {"auth"},
     {"audit"},
     {"taxonomy", "registry"},

@@ -17,11 +17,13 @@ from service.auth.access import current_caller, requires
 from service.auth.models import Role
 from service.db import db
 from service.http import Blueprint
-from service.incidents import follow_up, service
+from service.incidents import attestation, follow_up, service
 from service.incidents.idempotency import key_hash, request_hash, request_hash_key, run_once
 from service.incidents.models import Incident, Revision
 from service.incidents.schemas import (
     AdvisedIncidentOut,
+    AttestationIn,
+    AttestationOut,
     BatchIn,
     BatchOut,
     FollowUpPage,
@@ -186,6 +188,30 @@ class FollowUpQueue(MethodView):
         touched(filters={"queue": "followUp"})
         _show_counts(counts)
         return queue
+
+
+@blp.route("/_attestation")
+class Attestation(MethodView):
+    @blp.arguments(AttestationIn)
+    @blp.response(200, AttestationOut, headers={"Cache-Control": {"schema": {"type": "string"}}})
+    @requires(Role.INSTITUTION)
+    @audited(EventType.ATTESTATION)
+    def post(self, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """Get a signed statement of the signals about one resident
+
+        Every signal the institution recorded about the resident named by `residentRef` (in the body, never in
+        a URL): when it occurred and was recorded, kind, exploitation type, indicators, meldcode step, reports,
+        corrections and retraction with their dates, and the access event of its creation in the hash chain;
+        never the note. Signed by the service (ES256, key in /v1/oauth/jwks.json); anyone with the statement and
+        the key set can verify it offline. A resident with no signals here gets a statement with none.
+        """
+        keys = current_app.extensions["signing_keys"]
+        if keys.private_key is None:
+            raise attestation.AttestationUnavailable("Signed statements are not configured on this service.")
+        statement, ids = attestation.attest(db.session, current_caller(), _keys(), data["resident_ref"],
+                                            current_app.extensions["settings"].token_issuer)
+        touched(ids, filters={"resident_ref": GIVEN})
+        return {"jws": keys.sign(statement), "kid": keys.kid, "statement": statement}, {"Cache-Control": "no-store"}
 
 
 @blp.route("/_search")

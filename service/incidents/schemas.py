@@ -212,10 +212,29 @@ class IncidentFilters(PageArgs):
     occurred_to = ma.fields.AwareDateTime(metadata={"description": "Exclusive"})
 
 
+RESIDENT_LOOKUP = {"load_only": True, "validate": [ma.validate.Length(1, 100), NOT_BLANK]}
+
+
 class IncidentSearch(IncidentFilters):
-    resident_ref = ma.fields.String(load_only=True, validate=[ma.validate.Length(1, 100), NOT_BLANK],
-                                    metadata={"description": "Finds this resident's incidents; sent in the body "
-                                                             "because it must never travel in a URL"})
+    resident_ref = ma.fields.String(**RESIDENT_LOOKUP, metadata={
+        "description": "Finds this resident's incidents; sent in the body because it must never travel in a URL"})
+
+
+class AttestationIn(CamelSchema):
+    resident_ref = ma.fields.String(required=True, **RESIDENT_LOOKUP, metadata={
+        "description": "The institution's own client number of the resident; in the body, never in a URL"})
+
+
+class AttestationOut(CamelSchema):
+    jws = ma.fields.String(required=True, metadata={
+        "description": "The signed statement: a compact JWS (ES256) whose payload is `statement` as JSON. Verify "
+                       "it with the key its `kid` names in /v1/oauth/jwks.json, or offline with "
+                       "`risk-register attestation verify`"})
+    kid = ma.fields.String(required=True, metadata={"description": "The signing key's id (RFC 7638 thumbprint)"})
+    statement = ma.fields.Dict(required=True, metadata={
+        "description": "The payload, for reading: every signal the institution recorded about the resident (dates, "
+                       "kind, exploitation type, indicators, meldcode step, reports, corrections and retraction "
+                       "with their dates, the create's access event in the hash chain), never the note"})
 
 
 IncidentPage = page_schema(IncidentOut, "IncidentPage")
