@@ -191,13 +191,35 @@ class StagesOut(CamelSchema):
                        "reports", "enum": [*DELAY_BANDS, None]})
 
 
-class FunnelUnitOut(StagesOut):
+class ChangeOut(CamelSchema):
+    signals = ma.fields.Integer(allow_none=True, required=True)
+    reported = ma.fields.Integer(allow_none=True, required=True)
+    still_open = ma.fields.Integer(allow_none=True, required=True)
+    reported_share = ma.fields.Float(allow_none=True, required=True)
+    decided_in_time_share = ma.fields.Float(allow_none=True, required=True)
+
+
+class FollowThroughOut(StagesOut):
+    decided_in_time = _cell(metadata={
+        "description": "Signals reported within `decisionDays` days (a report is the decision the register can "
+                       "date); suppressed wherever `reported` is"})
+    decided_in_time_share = ma.fields.Float(allow_none=True, required=True)
+    still_open = _cell(metadata={"description": "Signals without meldcode step 5 and without a report"})
+    change = ma.fields.Nested(ChangeOut, allow_none=True, required=True, metadata={
+        "description": "Against the previous period, from released values only: null for a suppressed unit, and "
+                       "each figure null where either period's is not released"})
+
+
+class FunnelUnitOut(FollowThroughOut):
     unit = ma.fields.Nested(UnitOut, required=True)
 
 
 class FunnelOut(CamelSchema):
     period = ma.fields.String(required=True)
+    previous_period = ma.fields.String(required=True)
     group_by = ma.fields.String(required=True)
+    decision_days = ma.fields.Integer(required=True, metadata={
+        "description": "The follow-up days of the municipality asked about (the data file's default for several)"})
     units = ma.fields.List(ma.fields.Nested(FunnelUnitOut), required=True)
-    total = ma.fields.Nested(StagesOut, required=True)
+    total = ma.fields.Nested(FollowThroughOut, required=True)
     disclosure = ma.fields.Nested(DisclosureOut, required=True)
