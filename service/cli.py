@@ -97,7 +97,8 @@ def demo(port: int) -> None:
     command.upgrade(alembic_config(load_settings().database_url), "head")
     app = create_app()
     with app.app_context():
-        credentials = seed_demo(db.session, IdentityKeys.from_settings(app.extensions["settings"]))
+        credentials = seed_demo(db.session, IdentityKeys.from_settings(app.extensions["settings"]),
+                                chain_key=app.extensions["chain_key"])
         db.finish(commit=True)
     click.echo("\n".join(quick_start(credentials, port, clock.today())))
 
