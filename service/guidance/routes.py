@@ -12,14 +12,9 @@ from service.auth.models import Role
 from service.db import db
 from service.errors import NotFound
 from service.guidance import service
-from service.guidance.schemas import (
-    MUNICIPALITY_CODE,
-    GuidanceOut,
-    MunicipalGuidanceIn,
-    MunicipalGuidanceOut,
-    SignalQuery,
-)
+from service.guidance.schemas import GuidanceOut, MunicipalGuidanceIn, MunicipalGuidanceOut, SignalQuery
 from service.http import Blueprint
+from service.registry.schemas import MUNICIPALITY_CODE
 
 blp = Blueprint("guidance", __name__, url_prefix="/v1/guidance",
                 description="The next meldcode step and the reporting routes for a signal (advice, never a decision)")

@@ -10,7 +10,6 @@ from service.schemas import CamelSchema, FullMatch, screened
 from service.taxonomy.service import load_taxonomy
 
 TAXONOMY = load_taxonomy()
-MUNICIPALITY_CODE = FullMatch(r"^GM[0-9]{4}$", error="Use a CBS municipality code such as GM0014.")
 
 
 def _one_of(codes: Any) -> ma.validate.OneOf:
