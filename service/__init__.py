@@ -4,14 +4,15 @@ The packages form layers, lowest first; a module imports its own package and low
 nor a neighbour of its own layer (tests/test_layers.py reads every import and fails otherwise):
 
 1. core: config, clock, db, errors, schemas, screening, arguments, http, pagination, periods, signals, logs, metrics,
-   openapi, spreadsheet (core modules may import each other, without circles);
+   openapi, signing, spreadsheet (core modules may import each other, without circles);
 2. auth: clients, tokens, roles and the caller's scope;
 3. audit: the access log, which records the domains above it and knows none of them (views say what they touched;
    create_app hands it the registry's municipality lookup);
 4. taxonomy, registry;
-5. incidents, which announce their changes (signals.incidents_changed) instead of calling statistics;
-6. stats (listening to incidents) and exports;
-7. the application: this module, cli, demo, retention, housekeeping, operations, ratelimit, docs, dashboard,
+5. guidance (the next meldcode step and reporting routes, from a data file beside the taxonomy);
+6. incidents, which announce their changes (signals.incidents_changed) instead of calling statistics;
+7. stats (listening to incidents) and exports;
+8. the application: this module, cli, demo, retention, housekeeping, operations, ratelimit, docs, dashboard,
    wsgi, gunicorn, models, migrations.
 """
 
@@ -24,7 +25,7 @@ from typing import Any
 from flask import Flask
 from flask_smorest.spec.plugins import FlaskPlugin
 
-from service import dashboard, docs, http, logs, metrics, operations, ratelimit, signals
+from service import dashboard, docs, http, logs, metrics, operations, ratelimit, signals, signing
 from service.audit import recording
 from service.auth import access
 from service.auth.access import public
@@ -96,6 +97,10 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     except ValueError as exc:
         raise ConfigurationError(f"disclosure settings: {exc}") from None
 
+    # Statements (attestations) are signed with keys of their own; the JWKS publishes them beside the token keys.
+    app.extensions["signing_keys"] = signing.signing_keys(settings)
+    app.extensions["published_keys"] = app.extensions["signing_keys"].jwks()
+
     db.init_app(app, settings.database_url)
     # Order matters: request id first, then who is calling, then what they send and accept.
     http.init_app(app)
@@ -117,6 +122,7 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     from service.audit.routes import blp as audit_events
     from service.auth.routes import clients, oauth
     from service.exports.routes import blp as exports
+    from service.guidance.routes import blp as guidance
     from service.incidents.routes import blp as incidents
     from service.registry.routes import blp as registry
     from service.stats import rollups
@@ -125,7 +131,7 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
 
     # Statistics listen to what incidents announce (incidents never import statistics); connected once per process.
     signals.incidents_changed.connect(rollups.apply)
-    for blueprint in (oauth, clients, registry, taxonomy, incidents, stats, exports, audit_events):
+    for blueprint in (oauth, clients, registry, taxonomy, guidance, incidents, stats, exports, audit_events):
         api.register_blueprint(blueprint)
     for endpoint, view in list(app.view_functions.items()):
         if endpoint.startswith("api-docs."):

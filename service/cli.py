@@ -97,7 +97,8 @@ def demo(port: int) -> None:
     command.upgrade(alembic_config(load_settings().database_url), "head")
     app = create_app()
     with app.app_context():
-        credentials = seed_demo(db.session, IdentityKeys.from_settings(app.extensions["settings"]))
+        credentials = seed_demo(db.session, IdentityKeys.from_settings(app.extensions["settings"]),
+                                chain_key=app.extensions["chain_key"])
         db.finish(commit=True)
     click.echo("\n".join(quick_start(credentials, port, clock.today())))
 
@@ -208,6 +209,32 @@ def audit_verify() -> None:
     click.echo(json.dumps({camelcase(k): v for k, v in asdict(result).items()}))
     if not result.valid:
         sys.exit(1)
+
+
+@main.group()
+def attestation() -> None:
+    """Signed statements of the signals about one resident."""
+
+
+@attestation.command("verify")
+@click.argument("statement_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--jwks", "jwks_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A saved copy of /v1/oauth/jwks.json (default: the keys this installation publishes)")
+def attestation_verify(statement_file: Path, jwks_file: Path | None) -> None:
+    """Verify a statement offline: FILE holds the compact JWS or the JSON answer of POST
+    /v1/incidents/_attestation. Prints the verified statement as JSON; exits 1 when it does not verify."""
+    from service.signing import InvalidStatement, signing_keys, statement_kid, verify_statement
+
+    text = statement_file.read_text(encoding="utf-8").strip()
+    try:
+        token = json.loads(text)["jws"] if text.startswith("{") else text
+        jwks = json.loads(jwks_file.read_text(encoding="utf-8")) if jwks_file else {
+            "keys": signing_keys(load_settings()).jwks()}
+        statement = verify_statement(token, jwks)
+    except (InvalidStatement, ValueError, KeyError, TypeError) as exc:
+        click.echo(json.dumps({"valid": False, "problem": str(exc)}))
+        sys.exit(1)
+    click.echo(json.dumps({"valid": True, "kid": statement_kid(token), "statement": statement}, ensure_ascii=False))
 
 
 @main.group()

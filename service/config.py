@@ -38,6 +38,8 @@ class Settings:
     token_issuer: str = "urn:risk-register"
     token_audience: str = "urn:risk-register:api"
     pseudonym_master_key: bytes = b""
+    attestation_private_key: str = ""
+    attestation_previous_public_keys: str = ""
     pseudonym_key_version: int = 1
     max_body_bytes: int = 2 * 1024 * 1024
     log_level: str = "INFO"
@@ -183,6 +185,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         token_issuer=env.get("TOKEN_ISSUER", "urn:risk-register"),
         token_audience=env.get("TOKEN_AUDIENCE", "urn:risk-register:api"),
         pseudonym_master_key=master_key_bytes,
+        attestation_private_key=_key_from_file_or_env(env, "ATTESTATION_PRIVATE_KEY"),
+        attestation_previous_public_keys=_key_from_file_or_env(env, "ATTESTATION_PREVIOUS_PUBLIC_KEYS"),
         pseudonym_key_version=_number(env, "PSEUDONYM_KEY_VERSION", 1),
         max_body_bytes=_number(env, "MAX_BODY_BYTES", 2 * 1024 * 1024),
         log_level=log_level(env),

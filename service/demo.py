@@ -11,12 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service import clock
+from service.audit.service import EventType, append_event
 from service.auth import service as auth
 from service.auth.access import Caller
 from service.auth.models import ApiClient, Role
 from service.incidents.models import Incident
 from service.incidents.rules import incident_errors
-from service.incidents.service import IdentityKeys, record_incidents
+from service.incidents.service import IdentityKeys, correct_incident, record_incidents, retract_incident
 from service.registry.models import Capacity, Institution, Location, Sector, Setting
 from service.taxonomy.service import load_taxonomy
 
@@ -116,8 +117,68 @@ def _seed_incidents(session: Session, institutions: list[Institution], keys: Ide
     return serial
 
 
-def seed_demo(session: Session, keys: IdentityKeys, today: dt.date | None = None) -> dict[str, tuple[str, str]]:
-    """Create what is missing (idempotent) and give every demo client a fresh secret: role -> (id, secret)."""
+# One resident's story at the hotspot, for the follow-up queue and an attestation worth showing (README, "From
+# signal to report"): (reference, days ago, kind, exploitation type, indicators, extra values).
+STORY_RESIDENT = "CL-2041"
+STORY = [
+    ("STORY-1", 75, "recruitmentAttempt", "sexual", ["onlineGrooming", "offeredMoneyOrGifts"],
+     {"follow_up": {"meldcode_step": 1}}),
+    ("STORY-2", 40, "absence", "sexual", ["inHotelsOrOthersHomes", "didNotReturnFromLeave"],
+     {"absence": {"ended_at": 20, "whereabouts_known": False, "risk_level": "red", "reported_missing_to_police": True},
+      "follow_up": {"meldcode_step": 4, "reported_to": ["veiligThuis"], "reported_at": 3}}),
+    ("STORY-3", 12, "suspiciousVisitor", "sexual", ["pickedUpByVehicle", "vehicleSeenRepeatedly"],
+     {"visitor": {"estimated_age_band": "23plus", "relation_claimed": "friend"}, "follow_up": {"meldcode_step": 2}}),
+    ("STORY-4", 11.5, "suspiciousVisitor", "sexual", ["pickedUpByVehicle"],
+     {"visitor": {"estimated_age_band": "23plus", "relation_claimed": "unknown"}}),
+    ("STORY-5", 1.25, "absence", "sexual", ["awayWithoutPermission"],
+     {"absence": {"ended_at": None, "whereabouts_known": False, "risk_level": "red",
+                  "reported_missing_to_police": False}}),
+]
+
+
+def _story_item(location: Location, now: dt.datetime, reference: str, days_ago: float, kind: str, exploitation: str,
+                indicators: list[str], extra: dict[str, Any]) -> dict[str, Any]:
+    occurred_at = now - dt.timedelta(days=days_ago)
+    item = {"client_reference": reference, "location_id": location.id, "kind": kind,
+            "exploitation_type": exploitation, "occurred_at": occurred_at, "resident_ref": STORY_RESIDENT,
+            "resident_age_band": "16to17", "indicators": indicators, **extra}
+    if item.get("absence") and item["absence"]["ended_at"] is not None:  # hours after it began
+        item["absence"] = {**item["absence"], "ended_at": occurred_at + dt.timedelta(hours=item["absence"]["ended_at"])}
+    follow_up = item.get("follow_up") or {}
+    if follow_up.get("reported_at") is not None:  # days after the signal
+        item["follow_up"] = {**follow_up, "reported_at": occurred_at + dt.timedelta(days=follow_up["reported_at"])}
+    if incident_errors(item, now):
+        raise AssertionError(f"demo story breaks the rules: {incident_errors(item, now)}")
+    return item
+
+
+def _seed_story(session: Session, institution: Institution, keys: IdentityKeys, chain_key: bytes | None,
+                client: ApiClient) -> None:
+    """Record the story as its institution's client did, each create with its access event (so an attestation
+    shows its place in the hash chain), then a correction and the retraction of a duplicate."""
+    if session.scalar(select(Incident.id).where(Incident.client_reference == "STORY-1")) is not None:
+        return
+    caller = Caller(client.id, Role.INSTITUTION, institution.id, ())
+    location = session.scalars(select(Location).where(Location.institution_id == institution.id,
+                                                      Location.name == HOTSPOT)).one()
+    now = clock.now()
+    recorded = []
+    for spec in STORY:
+        [incident] = record_incidents(session, caller, [_story_item(location, now, *spec)], keys)
+        recorded.append(incident)
+        if chain_key is not None:
+            append_event(session, chain_key, event_type=EventType.CREATE, route="POST /v1/incidents", outcome=201,
+                         caller=caller, municipality_code=GRONINGEN, records=[str(incident.id)])
+    correct_incident(session, caller, recorded[0].id, {"follow_up": {"meldcode_step": 3},
+                                                      "reason": "Gesprek met de jongere gevoerd."}, keys,
+                     if_match=str(recorded[0].version))
+    retract_incident(session, caller, recorded[3].id, "Dubbel ingevoerd.")
+
+
+def seed_demo(session: Session, keys: IdentityKeys, today: dt.date | None = None,
+              chain_key: bytes | None = None) -> dict[str, tuple[str, str]]:
+    """Create what is missing (idempotent) and give every demo client a fresh secret: role -> (id, secret).
+    With the access log's `chain_key`, the story's creates are logged as the API would have logged them."""
     institutions = [_institution(session, *spec) for spec in INSTITUTIONS]
     _seed_incidents(session, institutions, keys, today or clock.today())
     credentials = {}
@@ -131,6 +192,8 @@ def seed_demo(session: Session, keys: IdentityKeys, today: dt.date | None = None
         else:
             client, secret = auth.rotate_secret(session, client.id)
         credentials[role.value] = (str(client.id), secret)
+        if role is Role.INSTITUTION:
+            _seed_story(session, institutions[0], keys, chain_key, client)
     return credentials
 
 

@@ -90,14 +90,16 @@ def paginate(session: Session, stmt: Select[Any], order: tuple[InstrumentedAttri
 
 
 Touch = Callable[[list[Any], int], None]
+Show = Callable[[list[Any]], list[Any]]
 
 
-def paginated(*order: InstrumentedAttribute[Any], link: bool = True,
-              then: Touch | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def paginated(*order: InstrumentedAttribute[Any], link: bool = True, then: Touch | None = None,
+              shown: Show | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a list view: it returns the statement of everything it may list (with the filters it was given);
     this answers one page of it in the order of the `order` columns (together unique), from its `limit` and `cursor`
     arguments, with the Link header of the next page (unless `link` is False: a search whose cursor travels in the
-    body). `then` is given the page's items and the limit asked (to say what was touched)."""
+    body). `then` is given the page's items and the limit asked (to say what was touched); `shown` turns the page's
+    items into what the response shows (the items with what the page adds to them)."""
 
     def declare(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
@@ -105,6 +107,8 @@ def paginated(*order: InstrumentedAttribute[Any], link: bool = True,
             page = paginate(db.session, view(*args, **kwargs), order, limit, cursor)
             if then is not None:
                 then(page.items, limit)
+            if shown is not None:
+                page = Page(shown(page.items), page.next_cursor)
             return (page, page.headers()) if link else page
 
         return page_of

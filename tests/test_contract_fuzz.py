@@ -105,8 +105,13 @@ def _repair(case: Any, context: dict[str, Any]) -> None:
     path, serial = case.operation.path, _serial()
     if isinstance(case.query, dict):
         case.query.pop("cursor", None)  # cursors come from the previous page, not from a generator
-        for extra in [name for name in ("kind", "exploitationType", "breakdown") if name in case.query][1:]:
-            case.query.pop(extra)  # one attribute per table, as the parameters' descriptions say
+        if path.startswith("/stats/"):
+            for extra in [name for name in ("kind", "exploitationType", "breakdown") if name in case.query][1:]:
+                case.query.pop(extra)  # one attribute per table, as the parameters' descriptions say
+        if path == "/guidance":  # indicators of the kind asked, a risk level for an absence (as described)
+            case.query["indicators"] = []
+            if case.query.get("kind") != "absence":
+                case.query.pop("riskLevel", None)
         for name in ("period", "from", "to"):
             if name in case.query:
                 case.query[name] = {"week": "2026-W10", "month": "2026-03", "quarter": "2026-Q1",

@@ -66,3 +66,28 @@ def test_the_reporting_funnel_of_the_last_quarter_releases_the_municipality(clie
     [groningen] = body["units"]
     assert groningen["signals"]["value"] >= 50
     assert groningen["reachedStep2"]["value"] is not None
+
+
+def test_the_demo_institution_has_signals_in_its_queue_and_a_resident_worth_an_attestation(client, session, app,
+                                                                                            token_for):
+    from service.auth.models import ApiClient
+    from service.demo import DEMO_CLIENTS, STORY, STORY_RESIDENT
+    from service.signing import verify_statement
+
+    seed_demo(session, IdentityKeys.from_settings(app.extensions["settings"]), chain_key=app.extensions["chain_key"])
+    seed_demo(session, IdentityKeys.from_settings(app.extensions["settings"]), chain_key=app.extensions["chain_key"])
+    demo_client = session.scalar(select(ApiClient).where(ApiClient.name == DEMO_CLIENTS[Role.INSTITUTION]))
+    institution = token_for(Role.INSTITUTION, client=demo_client)
+
+    queue = client.get("/v1/incidents/follow-up", headers=institution)
+    attestation = client.post("/v1/incidents/_attestation", json={"residentRef": STORY_RESIDENT}, headers=institution)
+
+    assert queue.status_code == 200 and queue.json["items"]
+    counts = dict(part.split("=") for part in queue.headers["Follow-Up-Counts"].split(", "))
+    assert all(int(n) > 0 for n in counts.values()), counts
+    signals = attestation.json["statement"]["signals"]
+    assert [s["clientReference"] for s in signals] == [reference for reference, *_ in STORY]  # seeded once
+    assert all(s["accessLog"] for s in signals)
+    assert sorted(r["action"] for s in signals for r in s["revisions"]) == ["correction", "retraction"]
+    assert verify_statement(attestation.json["jws"], client.get("/v1/oauth/jwks.json").json) == \
+        attestation.json["statement"]

@@ -9,8 +9,9 @@ the value and changes no table (the refused request's access event aside). Unkno
 are sent to every operation too. At the end no table holds any of the identifiers as they were sent.
 
 A few fields may accept an identifier, because they take one by design and never keep it as sent: a visitor's
-plate and phone number (fingerprinted), a search's residentRef (never stored), an Idempotency-Key (hashed), and
-the OAuth fields that are ignored or answered alike whatever they hold (RFC 6749 scope, RFC 7009 token).
+plate and phone number (fingerprinted), a search's or an attestation's residentRef (never stored), an
+Idempotency-Key (hashed), and the OAuth fields that are ignored or answered alike whatever they hold (RFC 6749
+scope, RFC 7009 token).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ UNKNOWN_KEYS = [Hostile("phone as a key", "06-12345678", ("12345678",)),
 MAY_ACCEPT_IDENTIFIERS = {
     ("*", "/visitor/vehiclePlate"), ("*", "/visitor/phoneNumber"),
     ("*", "/items/0/visitor/vehiclePlate"), ("*", "/items/0/visitor/phoneNumber"),
-    ("/incidents/_search", "/residentRef"),
+    ("/incidents/_search", "/residentRef"), ("/incidents/_attestation", "/residentRef"),
     ("*", "header Idempotency-Key"),
     ("/oauth/token", "/scope"), ("/oauth/revoke", "/token"), ("/oauth/revoke", "/token_type_hint"),
 }
@@ -143,13 +144,21 @@ def _leaves(document: dict[str, Any], schema: dict[str, Any], pointer: str = "")
         yield pointer, kind
 
 
+def _parameter_type(document: dict[str, Any], schema: dict[str, Any]) -> str:
+    """A parameter's type; a repeated one (an array) has its items' type, which each repetition carries."""
+    schema = _resolve(document, schema)
+    if _type(schema) == "array":
+        schema = _resolve(document, schema["items"])
+    return _type(schema) or "string"
+
+
 def operations(document: dict[str, Any]) -> list[Operation]:
     found = []
     for path, item in document["paths"].items():
         for method, spec in item.items():
             if method not in ("get", "post", "put", "patch", "delete"):
                 continue
-            fields = [Field(p["in"], p["name"], _type(_resolve(document, p["schema"])) or "string")
+            fields = [Field(p["in"], p["name"], _parameter_type(document, p["schema"]))
                       for p in spec.get("parameters", [])]
             content = spec.get("requestBody", {}).get("content", {})
             media_type = next(iter(content), None)  # every operation takes one media type
@@ -207,16 +216,28 @@ BASES: dict[tuple[str, str], Callable[[World, str], tuple[dict[str, Any] | None,
     ("post", "/institutions/{institutionId}/locations/{locationId}/capacities"): lambda _w, _p: (
         {"validFrom": "2025-06-01", "places": 14}, {}),
     ("get", "/taxonomy"): lambda _w, _p: (None, {}),
+    ("get", "/guidance"): lambda _w, _p: (None, {"kind": "absence", "exploitationType": "sexual",
+                                                 "residentAgeBand": "16to17", "riskLevel": "red",
+                                                 "indicators": "lateReturn", "meldcodeStep": 2, "reported": "false"}),
+    ("get", "/guidance/municipalities/{municipalityCode}"): lambda _w, _p: (None, {}),
+    ("put", "/guidance/municipalities/{municipalityCode}"): lambda _w, _p: ({"followUpDays": 7, "routes": [{
+        "code": "zorgEnVeiligheidshuis", "labelEn": "Care and Safety House", "labelNl": "Zorg- en Veiligheidshuis",
+        "purposeEn": "Case consultation", "purposeNl": "Casusoverleg", "meldcodeSteps": [2, 5],
+        "reportedTo": "zorgEnVeiligheidshuis", "phone": "050-0000000", "website": "https://zvh.example.org",
+        "source": "Gemeente", "date": "2026-11-30"}]}, {}),
+    ("delete", "/guidance/municipalities/{municipalityCode}"): lambda _w, _p: (None, {}),
     ("get", "/incidents"): lambda w, _p: (None, {"limit": 5, "locationId": w.ids["locationId"], "kind": "absence",
                                                  "exploitationType": "sexual", "status": "active",
                                                  "occurredFrom": "2026-01-01T00:00:00+01:00",
                                                  "occurredTo": "2026-02-01T00:00:00+01:00"}),
     ("post", "/incidents"): lambda w, p: (_incident(w, p), {}),
+    ("post", "/incidents/_attestation"): lambda _w, _p: ({"residentRef": "CL-0042"}, {}),
     ("post", "/incidents/_batch"): lambda w, p: ({"items": [_incident(w, p.removeprefix("/items/0"))]}, {}),
     ("post", "/incidents/_search"): lambda w, _p: (
         {"residentRef": "CL-0042", "limit": 5, "locationId": w.ids["locationId"], "kind": "absence",
          "exploitationType": "sexual", "status": "active", "occurredFrom": "2026-01-01T00:00:00+01:00",
          "occurredTo": "2026-02-01T00:00:00+01:00"}, {}),
+    ("get", "/incidents/follow-up"): lambda _w, _p: (None, {"limit": 5}),
     ("get", "/incidents/{incidentId}"): lambda _w, _p: (None, {}),
     ("patch", "/incidents/{incidentId}"): lambda _w, _p: ({"reason": "Correctie na overleg"}, {}),
     ("post", "/incidents/{incidentId}/retraction"): lambda _w, _p: ({"reason": "Dubbel gemeld"}, {}),
@@ -367,7 +388,7 @@ def world(client: FlaskClient, session: Session, token_for: Any) -> World:
     created = client.post("/v1/incidents", headers=tokens["institution"], json=incident_body(location.id))
     assert created.status_code == 201, created.json
     ids = {"institutionId": str(institution.id), "locationId": str(location.id), "incidentId": created.json["id"],
-           "clientId": str(oauth_client.id)}
+           "clientId": str(oauth_client.id), "municipalityCode": "GM0014"}
     return World(ids, tokens, secret)
 
 

@@ -18,10 +18,11 @@ SERVICE = Path(__file__).resolve().parent.parent / "service"
 # another package of its own layer. The core's modules may import each other (without cycles between them).
 LAYERS: list[set[str]] = [
     {"config", "clock", "db", "errors", "schemas", "screening", "arguments", "http", "pagination", "periods",
-     "signals", "logs", "metrics", "openapi", "spreadsheet"},
+     "signals", "logs", "metrics", "openapi", "signing", "spreadsheet"},
     {"auth"},
     {"audit"},
     {"taxonomy", "registry"},
+    {"guidance"},
     {"incidents"},
     {"stats", "exports"},
     {"__init__", "cli", "demo", "retention", "housekeeping", "operations", "ratelimit", "docs", "dashboard", "wsgi",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import base64
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,9 @@ from tests.stats.factories import seed
 pytestmark = pytest.mark.clock("2026-11-20")
 
 ROOT = Path(__file__).resolve().parent.parent
-OPERATIONAL = {"/healthz", "/readyz", "/metrics", "/v1/docs", "/v1/docs/assets/<path:filename>", "/v1/openapi.json"}
+# Routes outside the API document: for operators, and pages for people (the docs and the analysts' dashboard).
+OPERATIONAL = {"/healthz", "/readyz", "/metrics", "/v1/docs", "/v1/docs/assets/<path:filename>", "/v1/openapi.json",
+               "/dashboard/", "/dashboard/assets/<path:filename>"}
 
 
 def _document(app: Any) -> dict[str, Any]:
@@ -133,7 +136,7 @@ def test_api8_security_misconfiguration_errors_carry_headers_and_no_internals(cl
 def test_api9_improper_inventory_every_route_is_documented_and_every_document_path_answers(app):
     documented = {("/v1" + path, method.upper()) for path, item in _document(app)["paths"].items()
                   for method in item if method in ("get", "post", "put", "patch", "delete")}
-    routed = {(route.rule.replace("<uuid:", "{").replace(">", "}"), route.method) for route in all_routes(app)
+    routed = {(re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route.rule), route.method) for route in all_routes(app)
               if route.rule not in OPERATIONAL}
     assert routed == documented
 

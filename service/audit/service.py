@@ -36,6 +36,7 @@ class EventType:
     STATISTICS = "statistics"
     AUDIT = "audit"
     RETENTION = "retention"
+    ATTESTATION = "attestation"
 
 
 def chain_key(master_key: bytes) -> bytes:

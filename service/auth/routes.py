@@ -119,12 +119,15 @@ class Jwks(MethodView):
     @oauth.response(200, JwksOut)
     @public
     def get(self) -> dict[str, Any]:
-        """Public token signing keys
+        """Public signing keys
 
         The JSON Web Key Set that verifies access tokens when an asymmetric algorithm (ES256, RS256) is
-        configured; empty for HS256.
+        configured (none for HS256), and the ES256 keys of the service's signed statements (attestations),
+        earlier ones included so that older statements still verify.
         """
-        return jwks(current_app.extensions["settings"])
+        tokens = jwks(current_app.extensions["settings"])
+        # Keys other parts of the service publish (create_app hands them in; auth knows nothing of them).
+        return {"keys": tokens["keys"] + list(current_app.extensions.get("published_keys", ()))}
 
 
 ClientPage = page_schema(ClientOut, "ClientPage")

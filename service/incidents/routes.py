@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, current_app, json, request
+from flask import Response, after_this_request, current_app, json, request
 from flask.views import MethodView
 from sqlalchemy import Select
 
@@ -17,12 +17,16 @@ from service.auth.access import current_caller, requires
 from service.auth.models import Role
 from service.db import db
 from service.http import Blueprint
-from service.incidents import service
+from service.incidents import attestation, follow_up, service
 from service.incidents.idempotency import key_hash, request_hash, request_hash_key, run_once
 from service.incidents.models import Incident, Revision
 from service.incidents.schemas import (
+    AdvisedIncidentOut,
+    AttestationIn,
+    AttestationOut,
     BatchIn,
     BatchOut,
+    FollowUpPage,
     IdempotencyHeader,
     IfMatchHeader,
     IncidentFilters,
@@ -35,13 +39,13 @@ from service.incidents.schemas import (
     RevisionList,
 )
 from service.incidents.service import IdentityKeys
-from service.pagination import LINK_HEADER, paginated
+from service.pagination import LINK_HEADER, PageArgs, paginated
 
 blp = Blueprint("incidents", __name__, url_prefix="/v1/incidents",
                 description="Signals of recruitment, suspicious visitors and absences (institution clients)")
 
 # Built once: a marshmallow schema instance deep-copies its fields, which showed in the write path's profile.
-INCIDENT_OUT, BATCH_OUT = IncidentOut(), BatchOut()
+ADVISED_OUT, BATCH_OUT = AdvisedIncidentOut(), BatchOut()
 ETAG = {"description": "The incident's version, for If-Match", "schema": {"type": "string"}}
 LOCATION = {"description": "URL of the recorded incident", "schema": {"type": "string"}}
 REPLAYED = {"description": "`true` when this is the stored answer to an earlier request with the same key",
@@ -116,7 +120,8 @@ class Incidents(MethodView):
 
     @blp.arguments(IdempotencyHeader, location="headers")
     @blp.arguments(IncidentIn)
-    @blp.response(201, IncidentOut, headers={"Location": LOCATION, "ETag": ETAG, "Idempotent-Replayed": REPLAYED})
+    @blp.response(201, AdvisedIncidentOut,
+                  headers={"Location": LOCATION, "ETag": ETAG, "Idempotent-Replayed": REPLAYED})
     @blp.alt_response(409, response="CONFLICT", description="clientReference already recorded, or key in use")
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="Idempotency-Key reused for another body")
     @requires(Role.INSTITUTION)
@@ -130,7 +135,7 @@ class Incidents(MethodView):
         Send an `Idempotency-Key` to make retries safe (kept 24 hours).
         """
         recorded = service.record_incidents(db.session, current_caller(), [data], _keys())
-        return recorded, INCIDENT_OUT.dump(recorded[0])
+        return recorded, ADVISED_OUT.dump(service.advised(db.session, current_caller(), recorded)[0])
 
 
 @blp.route("/_batch")
@@ -150,7 +155,64 @@ class IncidentBatch(MethodView):
         All or nothing: one invalid item refuses the batch, and every error points into it (`/items/3/occurredAt`).
         """
         recorded = service.record_incidents(db.session, current_caller(), data["items"], _keys(), batch=True)
-        return recorded, BATCH_OUT.dump({"items": recorded})
+        return recorded, BATCH_OUT.dump({"items": service.advised(db.session, current_caller(), recorded)})
+
+
+FOLLOW_UP_COUNTS = {"description": "Signals in the queue per reason (all pages), for a badge: "
+                                   "`undecided=3, unreportedRedRisk=1, openAbsence=2`", "schema": {"type": "string"}}
+
+
+def _show_counts(counts: dict[str, int]) -> None:
+    @after_this_request
+    def add(response: Response) -> Response:
+        response.headers["Follow-Up-Counts"] = ", ".join(f"{reason}={n}" for reason, n in counts.items())
+        return response
+
+
+@blp.route("/follow-up")
+class FollowUpQueue(MethodView):
+    @blp.arguments(PageArgs, location="query", as_kwargs=True)
+    @blp.response(200, FollowUpPage, headers={"Link": LINK_HEADER, "Follow-Up-Counts": FOLLOW_UP_COUNTS})
+    @requires(Role.INSTITUTION)
+    @audited(EventType.SEARCH)
+    @paginated(*follow_up.FOLLOW_UP_ORDER, then=touched_items,
+               shown=lambda items: follow_up.with_reasons(db.session, current_caller(), items))
+    def get(self) -> Select[tuple[Incident]]:
+        """List the signals that wait for a decision
+
+        The institution's own signals without a decision on the municipality's follow-up day (7 days after the
+        day they occurred unless the municipality set another), absences at risk level red that nobody reported,
+        and absences without `endedAt` after 24 hours: oldest first, each with why it is listed and its guidance.
+        `Follow-Up-Counts` counts each reason over the whole queue.
+        """
+        queue, counts = follow_up.follow_up_queue(db.session, current_caller())
+        touched(filters={"queue": "followUp"})
+        _show_counts(counts)
+        return queue
+
+
+@blp.route("/_attestation")
+class Attestation(MethodView):
+    @blp.arguments(AttestationIn)
+    @blp.response(200, AttestationOut, headers={"Cache-Control": {"schema": {"type": "string"}}})
+    @requires(Role.INSTITUTION)
+    @audited(EventType.ATTESTATION)
+    def post(self, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """Get a signed statement of the signals about one resident
+
+        Every signal the institution recorded about the resident named by `residentRef` (in the body, never in
+        a URL): when it occurred and was recorded, kind, exploitation type, indicators, meldcode step, reports,
+        corrections and retraction with their dates, and the access event of its creation in the hash chain;
+        never the note. Signed by the service (ES256, key in /v1/oauth/jwks.json); anyone with the statement and
+        the key set can verify it offline. A resident with no signals here gets a statement with none.
+        """
+        keys = current_app.extensions["signing_keys"]
+        if keys.private_key is None:
+            raise attestation.AttestationUnavailable("Signed statements are not configured on this service.")
+        statement, ids = attestation.attest(db.session, current_caller(), _keys(), data["resident_ref"],
+                                            current_app.extensions["settings"].token_issuer)
+        touched(ids, filters={"resident_ref": GIVEN})
+        return {"jws": keys.sign(statement), "kid": keys.kid, "statement": statement}, {"Cache-Control": "no-store"}
 
 
 @blp.route("/_search")
@@ -182,7 +244,7 @@ class IncidentItem(MethodView):
 
     @blp.arguments(IfMatchHeader, location="headers")
     @blp.arguments(IncidentPatch)
-    @blp.response(200, IncidentOut, headers={"ETag": ETAG})
+    @blp.response(200, AdvisedIncidentOut, headers={"ETag": ETAG})
     @blp.alt_response(409, response="CONFLICT", description="The incident is retracted")
     @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is not the current version")
     @blp.alt_response(428, response="PRECONDITION_REQUIRED", description="If-Match is missing")
@@ -197,7 +259,7 @@ class IncidentItem(MethodView):
         incident = service.correct_incident(db.session, current_caller(), incidentId, patch, _keys(),
                                             if_match=headers.get("if_match"))
         touched([incident.id])
-        return incident, _etag(incident)
+        return service.advised(db.session, current_caller(), [incident])[0], _etag(incident)
 
 
 @blp.route("/<uuid:incidentId>/retraction")

@@ -6,6 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
+from service.guidance.schemas import GuidanceOut
 from service.incidents.identities import normalise_phone, normalise_plate
 from service.incidents.models import Status
 from service.incidents.rules import incident_errors
@@ -278,11 +279,20 @@ class IncidentOut(CamelSchema):
                                            metadata={"description": "When it was retracted; null while active"})
 
 
+class AdvisedIncidentOut(IncidentOut):
+    """An incident as recorded, with guidance on what to consider next."""
+
+    EXAMPLE = IncidentOut.EXAMPLE | {"guidance": GuidanceOut.EXAMPLE}
+    guidance = ma.fields.Nested(GuidanceOut, required=True, metadata={
+        "description": "Advice, never a decision: the next meldcode step to consider, the reporting routes that "
+                       "apply, and why in one line"})
+
+
 class BatchOut(CamelSchema):
     """The recorded incidents, in the order sent."""
 
-    items = ma.fields.List(ma.fields.Nested(IncidentOut), required=True,
-                           metadata={"description": "The recorded incidents, in the order sent"})
+    items = ma.fields.List(ma.fields.Nested(AdvisedIncidentOut), required=True,
+                           metadata={"description": "The recorded incidents, in the order sent, each with guidance"})
 
 
 class IncidentFilters(PageArgs):
@@ -294,16 +304,53 @@ class IncidentFilters(PageArgs):
     occurred_to = ma.fields.AwareDateTime(metadata={"description": "Exclusive"})
 
 
+RESIDENT_LOOKUP = {"load_only": True, "validate": [ma.validate.Length(1, 100), NOT_BLANK]}
+
+
 class IncidentSearch(IncidentFilters):
     """The list's filters, and a resident, for POST /incidents/_search."""
 
     EXAMPLE = {"residentRef": "CL-20417", "status": "active", "limit": 50}
-    resident_ref = ma.fields.String(load_only=True, validate=[ma.validate.Length(1, 100), NOT_BLANK],
-                                    metadata={"description": "Finds this resident's incidents; sent in the body "
-                                                             "because it must never travel in a URL"})
+    resident_ref = ma.fields.String(**RESIDENT_LOOKUP, metadata={
+        "description": "Finds this resident's incidents; sent in the body because it must never travel in a URL"})
+
+
+class AttestationIn(CamelSchema):
+    """Whose signals to attest: a resident of the calling institution."""
+
+    EXAMPLE = {"residentRef": "CL-20417"}
+    resident_ref = ma.fields.String(required=True, **RESIDENT_LOOKUP, metadata={
+        "description": "The institution's own client number of the resident; in the body, never in a URL"})
+
+
+class AttestationOut(CamelSchema):
+    """A signed statement of every signal the institution recorded about one resident."""
+
+    jws = ma.fields.String(required=True, metadata={
+        "description": "The signed statement: a compact JWS (ES256) whose payload is `statement` as JSON. Verify "
+                       "it with the key its `kid` names in /v1/oauth/jwks.json, or offline with "
+                       "`risk-register attestation verify`"})
+    kid = ma.fields.String(required=True, metadata={"description": "The signing key's id (RFC 7638 thumbprint)"})
+    statement = ma.fields.Dict(required=True, metadata={
+        "description": "The payload, for reading: every signal the institution recorded about the resident (dates, "
+                       "kind, exploitation type, indicators, meldcode step, reports, corrections and retraction "
+                       "with their dates, the create's access event in the hash chain), never the note"})
 
 
 IncidentPage = page_schema(IncidentOut, "IncidentPage")
+
+
+class FollowUpItemOut(AdvisedIncidentOut):
+    """A signal that waits for follow-up, with why it waits and the guidance for it."""
+
+    EXAMPLE = AdvisedIncidentOut.EXAMPLE | {"reasons": ["undecided"]}
+    reasons = ma.fields.List(ma.fields.String(), required=True, metadata={
+        "description": "Why it waits: undecided (meldcode step below 5 and nothing reported, on the municipality's "
+                       "follow-up day), unreportedRedRisk (an absence at risk level red that nobody reported), "
+                       "openAbsence (no endedAt 24 hours after it began)"})
+
+
+FollowUpPage = page_schema(FollowUpItemOut, "FollowUpPage")
 
 
 class RevisionOut(CamelSchema):

@@ -31,6 +31,7 @@ from service.errors import (
     PreconditionRequired,
     field_errors,
 )
+from service.guidance.service import Adviser, Signal, adviser_of_institution
 from service.incidents.identities import fingerprint_phone, fingerprint_plate, pseudonymise_resident
 from service.incidents.models import Counted, Incident, Revision, Status
 from service.incidents.rules import incident_errors
@@ -70,6 +71,35 @@ class IdentityKeys:
 
 
 LIST_ORDER = (Incident.recorded_at, Incident.id)  # the order lists page in: as recorded
+
+
+@dataclass(frozen=True)
+class Advised:
+    """An incident with the guidance it gets: what create, batch, correction and follow-up answers show."""
+
+    incident: Incident
+    guidance: dict[str, Any]
+    reasons: list[str] | None = None  # why it is in the follow-up queue, when it is listed there
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.incident, name)
+
+
+def signal_of(incident: Incident) -> Signal:
+    """What guidance reads of a recorded incident."""
+    return Signal(incident.kind, incident.exploitation_type, incident.resident_age_band, incident.absence_risk_level,
+                  frozenset(incident.indicators), incident.meldcode_step, bool(incident.reported_to))
+
+
+def adviser(session: Session, caller: Caller) -> Adviser:
+    """The guidance of the caller's institution's municipality."""
+    return adviser_of_institution(session, caller.institution_id)  # type: ignore[arg-type]
+
+
+def advised(session: Session, caller: Caller, incidents: Sequence[Incident]) -> list[Advised]:
+    """The incidents with their guidance (two statements, however many incidents)."""
+    advice = adviser(session, caller)
+    return [Advised(incident, advice.advise(signal_of(incident))) for incident in incidents]
 
 
 def incidents_for(caller: Caller) -> Select[tuple[Incident]]:

@@ -296,7 +296,33 @@ class StagesOut(CamelSchema):
                        "reports", "codes": REPORTING_DELAY})
 
 
-class FunnelUnitOut(StagesOut):
+class ChangeOut(CamelSchema):
+    """The change against the previous period, from released values only."""
+
+    signals = ma.fields.Integer(allow_none=True, required=True, metadata={"description": "Change in signals"})
+    reported = ma.fields.Integer(allow_none=True, required=True, metadata={"description": "Change in reported"})
+    still_open = ma.fields.Integer(allow_none=True, required=True, metadata={"description": "Change in still open"})
+    reported_share = ma.fields.Float(allow_none=True, required=True, metadata={
+        "description": "Change in the share reported"})
+    decided_in_time_share = ma.fields.Float(allow_none=True, required=True, metadata={
+        "description": "Change in the share decided in time"})
+
+
+class FollowThroughOut(StagesOut):
+    """The funnel's stages, and whether signals got a decision in time."""
+
+    decided_in_time = _cell(metadata={
+        "description": "Signals reported within `decisionDays` days (a report is the decision the register can "
+                       "date); suppressed wherever `reported` is"})
+    decided_in_time_share = ma.fields.Float(allow_none=True, required=True, metadata={
+        "description": "decidedInTime / signals, from released values; null where either is suppressed"})
+    still_open = _cell(metadata={"description": "Signals without meldcode step 5 and without a report"})
+    change = ma.fields.Nested(ChangeOut, allow_none=True, required=True, metadata={
+        "description": "Against the previous period, from released values only: null for a suppressed unit, and "
+                       "each figure null where either period's is not released"})
+
+
+class FunnelUnitOut(FollowThroughOut):
     """The reporting funnel of one unit."""
 
     unit = ma.fields.Nested(UnitOut, required=True, metadata=UNIT)
@@ -306,7 +332,11 @@ class FunnelOut(CamelSchema):
     """Where signals do not become reports: the funnel per unit and for all units together."""
 
     period = ma.fields.String(required=True, metadata=PERIOD_OUT)
+    previous_period = ma.fields.String(required=True, metadata={"description": "The period compared with",
+                                                                "example": "2026-Q2"})
     group_by = code(FUNNEL_UNIT_TYPE, required=True, metadata=GROUP_BY)
+    decision_days = ma.fields.Integer(required=True, metadata={
+        "description": "The follow-up days of the municipality asked about (the data file's default for several)"})
     units = ma.fields.List(ma.fields.Nested(FunnelUnitOut), required=True, metadata={"description": "One per unit"})
-    total = ma.fields.Nested(StagesOut, required=True, metadata={"description": "All units together"})
+    total = ma.fields.Nested(FollowThroughOut, required=True, metadata={"description": "All units together"})
     disclosure = ma.fields.Nested(DisclosureOut, required=True, metadata={"description": "How counts were protected"})

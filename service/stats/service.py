@@ -21,6 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.auth.access import Caller
+from service.guidance.service import FINAL_STEP as DECIDED_STEP
+from service.guidance.service import adviser_for
 from service.incidents.models import Incident, Status
 from service.periods import AMSTERDAM, Period
 from service.registry.models import Location
@@ -261,19 +263,64 @@ def _median_band(reported: Cell, within: Mapping[int, Tally], rules: DisclosureR
     return None
 
 
-def reporting_funnel(session: Session, caller: Caller, query: Query, period: Period,
-                     rules: DisclosureRules) -> dict[str, Any]:
-    """Per unit: signals, those that reached meldcode step 2 and 5, and those formally reported."""
+def _follow_through(session: Session, caller: Caller, query: Query, period: Period, days: int
+                    ) -> dict[tuple[str, ...], dict[str, Tally]]:
+    """Per unit (and () for the scope), of the period's active signals: the tally of those still open (no meldcode
+    step 5, nothing reported) and of those decided in time (reported within `days` days of the signal; a report is
+    the decision the register can date)."""
+    start = dt.datetime.combine(period.start, dt.time(), AMSTERDAM)
+    end = dt.datetime.combine(period.end, dt.time(), AMSTERDAM)
+    stmt = (select(unit_column(query.group_by), Incident.institution_id, Incident.resident_pseudonym, Incident.id,
+                   Incident.record_key, Incident.occurred_at, Incident.reported_at, Incident.reported_to,
+                   Incident.meldcode_step)
+            .join(Location, Location.id == Incident.location_id)
+            .where(Incident.status == Status.ACTIVE, Incident.occurred_at >= start, Incident.occurred_at < end,
+                   in_scope(caller, query)))
+    if query.kind is not None:
+        stmt = stmt.where(Incident.kind == query.kind)
+    if query.exploitation_type is not None:
+        stmt = stmt.where(Incident.exploitation_type == query.exploitation_type)
+    found: dict[tuple[str, ...], dict[str, list[tuple[Any, ...]]]] = defaultdict(lambda: defaultdict(list))
+    for unit, institution_id, pseudonym, incident_id, record_key, occurred, reported_at, to, step in \
+            session.execute(stmt):
+        record = (institution_id, pseudonym, incident_id, record_key)
+        if (step or 0) < DECIDED_STEP and not to:
+            measure = "open"
+        elif reported_at is not None and (reported_at - occurred).total_seconds() <= days * 86400:
+            measure = "decided_in_time"
+        else:
+            continue
+        found[(str(unit),)][measure].append(record)
+        found[()][measure].append(record)
+    return {key: {m: incident_tally(records) for m, records in measures.items()} for key, measures in found.items()}
+
+
+def _decision_days(session: Session, caller: Caller, query: Query) -> int:
+    """The follow-up days of the one municipality asked about (or in scope); the data file's default otherwise."""
+    codes = [query.municipality_code] if query.municipality_code else list(caller.municipality_codes)
+    return adviser_for(session, codes[0] if len(codes) == 1 and codes[0] != "*" else None).follow_up_days
+
+
+def _funnel(session: Session, caller: Caller, query: Query, period: Period, rules: DisclosureRules,
+            days: int) -> tuple[dict[str, str], dict[str, dict[str, Any]], dict[str, Any]]:
+    """The units (id -> name), each unit's stages and the scope's, for one period."""
     units, _ = units_and_places(session, caller, query, [period])
     [(per_unit, whole)] = unit_tallies(session, caller, query, [period], MEASURES)
     release = _release(session, caller, query, [period], rules, MEASURES)
     within = _reports_within(session, caller, query, period)
+    through = _follow_through(session, caller, query, period, days)
 
     def stages(tally: Tally, key: str | None) -> dict[str, Any]:
         cells = {m: release.cell(tally, m, 0, key) for m in MEASURES}
         if cells["incidents"].suppressed:  # the stages of a suppressed unit would tell what it holds
             cells = dict.fromkeys(MEASURES, SUPPRESSED)
         reported = cells["reported"]
+        # Released from their own records by the same rules, and only where the stage that holds them is.
+        own = through.get(() if key is None else (key,), {})
+        decided = SUPPRESSED if reported.suppressed else own.get("decided_in_time", Tally()).released(
+            "incidents", rules)
+        still_open = SUPPRESSED if cells["incidents"].suppressed else own.get("open", Tally()).released(
+            "incidents", rules)
         return {
             "signals": cells["incidents"].as_dict(), "reached_step2": cells["step2"].as_dict(),
             "reached_step5": cells["step5"].as_dict(), "reported": reported.as_dict(),
@@ -281,11 +328,41 @@ def reporting_funnel(session: Session, caller: Caller, query: Query, period: Per
             "step5_share": _share(cells["step5"], cells["incidents"]),
             "reported_share": _share(reported, cells["incidents"]),
             "median_days_to_report": _median_band(reported, within.get(() if key is None else (key,), {}), rules),
+            "decided_in_time": decided.as_dict(), "decided_in_time_share": _share(decided, cells["incidents"]),
+            "still_open": still_open.as_dict(),
         }
 
-    rows = [{"unit": {"id": key, "name": name}, **stages(per_unit.get((key,), Tally()), key)}
-            for key, name in units.items()]
-    rows.sort(key=lambda r: r["unit"]["name"])
-    return {"period": period.label, "group_by": query.group_by, "units": rows, "total": stages(whole, None),
+    return units, {key: stages(per_unit.get((key,), Tally()), key) for key in units}, stages(whole, None)
+
+
+CHANGED = ("signals", "reported", "still_open")
+CHANGED_SHARES = ("reported_share", "decided_in_time_share")
+
+
+def _change(now: Mapping[str, Any], before: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Now against the previous period, from released values only (null where either is not released)."""
+    if before is None or now["signals"].get("suppressed"):
+        return None
+    change: dict[str, Any] = {}
+    for name in CHANGED:
+        a, b = now[name].get("value"), before[name].get("value")
+        change[name] = None if a is None or b is None else a - b
+    for name in CHANGED_SHARES:
+        change[name] = None if now[name] is None or before[name] is None else round(now[name] - before[name], 3)
+    return change
+
+
+def reporting_funnel(session: Session, caller: Caller, query: Query, period: Period,
+                     rules: DisclosureRules) -> dict[str, Any]:
+    """Per unit: signals, those that reached meldcode step 2 and 5, those formally reported, those decided within
+    the municipality's follow-up days and those still open, and the change against the previous period."""
+    days = _decision_days(session, caller, query)
+    units, rows, total = _funnel(session, caller, query, period, rules, days)
+    _, previous_rows, previous_total = _funnel(session, caller, query, period.previous(), rules, days)
+    listed = [{"unit": {"id": key, "name": name}, **rows[key], "change": _change(rows[key], previous_rows.get(key))}
+              for key, name in units.items()]
+    listed.sort(key=lambda r: r["unit"]["name"])
+    return {"period": period.label, "previous_period": period.previous().label, "group_by": query.group_by,
+            "decision_days": days, "units": listed, "total": {**total, "change": _change(total, previous_total)},
             "disclosure": disclosure(rules)}
 

@@ -201,8 +201,9 @@ def test_missing_and_malformed_authorization(client):
     assert client.get(PROTECTED, headers={"Authorization": "Token abc"}).status_code == 401
 
 
-def test_hs256_publishes_no_keys(client):
-    assert client.get("/v1/oauth/jwks.json").json == {"keys": []}
+def test_hs256_publishes_no_token_keys(app, client):
+    # Only the keys of signed statements (attestations, service/signing.py): an HS256 key is never published.
+    assert client.get("/v1/oauth/jwks.json").json == {"keys": app.extensions["signing_keys"].jwks()}
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +228,8 @@ def test_es256_tokens_verify_against_published_jwks(settings, es256_keys, connec
     token = _token(http, str(admin.id), secret).json["access_token"]
     header = jwt.get_unverified_header(token)
     keys = http.get("/v1/oauth/jwks.json").json["keys"]
-    assert header["alg"] == "ES256" and [k["kid"] for k in keys] == [header["kid"]]
+    statement_kids = [k["kid"] for k in app.extensions["signing_keys"].jwks()]
+    assert header["alg"] == "ES256" and [k["kid"] for k in keys] == [header["kid"], *statement_kids]
     verifying_key = jwt.PyJWK(keys[0]).key
     claims = jwt.decode(token, verifying_key, algorithms=["ES256"], audience=settings.token_audience)
     assert claims["role"] == "admin"

@@ -683,15 +683,24 @@ def test_the_reporting_funnel_releases_each_stage_and_shares_of_released_values(
         "step5Share": round(reached5["value"] / signals["value"], 3),
         "reportedShare": round(reached5["value"] / signals["value"], 3),
         "medianDaysToReport": None,  # a median needs 2K released reports
+        # Reported 4 days after the signal: within Groningen's 7 follow-up days. Open: below step 5, unreported.
+        "decidedInTime": reached5, "decidedInTimeShare": round(reached5["value"] / signals["value"], 3),
+        "stillOpen": expected_cell(step2 + rest),
+        # 2026-Q1 holds nothing: every released count changed by itself; a share against none is no change.
+        "change": {"signals": signals["value"], "reported": reached5["value"],
+                   "stillOpen": expected_cell(step2 + rest)["value"], "reportedShare": None,
+                   "decidedInTimeShare": None},
     }
     institution, other = (session.get(Institution, i) for i in (location.institution_id, quiet.institution_id))
     assert body == {
-        "period": "2026-Q2", "groupBy": "institution",
+        "period": "2026-Q2", "previousPeriod": "2026-Q1", "groupBy": "institution", "decisionDays": 7,
         "units": sorted([
             {"unit": {"id": str(location.institution_id), "name": institution.name}, **stages},
             {"unit": {"id": str(quiet.institution_id), "name": other.name}, "signals": ZERO,
              "reachedStep2": ZERO, "reachedStep5": ZERO, "reported": ZERO, "step2Share": None, "step5Share": None,
-             "reportedShare": None, "medianDaysToReport": None},
+             "reportedShare": None, "medianDaysToReport": None, "decidedInTime": ZERO, "decidedInTimeShare": None,
+             "stillOpen": ZERO, "change": {"signals": 0, "reported": 0, "stillOpen": 0, "reportedShare": None,
+                                           "decidedInTimeShare": None}},
         ], key=lambda row: row["unit"]["name"]),
         "total": stages,
         "disclosure": DISCLOSURE,
