@@ -11,7 +11,8 @@ nor a neighbour of its own layer (tests/test_layers.py reads every import and fa
 4. taxonomy, registry;
 5. incidents, which announce their changes (signals.incidents_changed) instead of calling statistics;
 6. stats (listening to incidents) and exports;
-7. the application: this module, cli, demo, retention, housekeeping, operations, ratelimit, docs, wsgi, gunicorn,
+7. keys: rotating every kind of key, re-keying what incidents store (statistics follow through the signal);
+8. the application: this module, cli, demo, retention, housekeeping, operations, ratelimit, docs, wsgi, gunicorn,
    models, migrations.
 """
 

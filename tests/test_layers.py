@@ -24,6 +24,7 @@ LAYERS: list[set[str]] = [
     {"taxonomy", "registry"},
     {"incidents"},
     {"stats", "exports"},
+    {"keys"},
     {"__init__", "cli", "demo", "retention", "housekeeping", "operations", "ratelimit", "docs", "wsgi", "gunicorn",
      "models", "migrations"},
 ]

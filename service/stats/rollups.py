@@ -26,6 +26,7 @@ from sqlalchemy import case, delete, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.db import bulk_insert, bulk_rows
+from service.incidents.identities import SEED_HEX
 from service.incidents.models import Counted, Incident, Status
 from service.periods import MONTH, UNIT_PERIOD_TYPES, WEEK, labels_of
 from service.registry.models import Location
@@ -300,12 +301,19 @@ def rebuild(session: Session, chunk: int = 5000) -> int:
         session.expunge_all()
 
 
+def _seed_byte(identity: str, index: int) -> str:
+    """SQL for `disclosure._byte`: a byte of the contributor seed, carried by a re-keyed pseudonym or hashed."""
+    return (f"CASE WHEN length({identity}) = 64 AND substr({identity}, {SEED_HEX + 1}, 1) = '.' "
+            f"THEN get_byte(decode(substr({identity}, 1, {SEED_HEX}), 'hex'), {index}) "
+            f"ELSE get_byte(sha256(convert_to({identity}, 'UTF8')), {index}) END")
+
+
 # The rebuild on PostgreSQL. `counted` is every active incident with its local period labels and the measures it
 # counts in (as Counted.of); the statements fill the four tables as `apply` would, summed in one pass each.
-_COUNTED = """
+_COUNTED = f"""
 WITH local AS (
     SELECT i.*, l.municipality_code, i.occurred_at AT TIME ZONE 'Europe/Amsterdam' AS moment,
-           2 * get_byte(sha256(convert_to(coalesce(i.resident_pseudonym, i.id::text), 'UTF8')), 1) - 255 AS noise
+           2 * {_seed_byte("coalesce(i.resident_pseudonym, i.id::text)", 1)} - 255 AS noise
     FROM incident i JOIN location l ON l.id = i.location_id WHERE i.status = 'active'
 ), counted AS (
     SELECT *, 1 AS incidents,
@@ -314,7 +322,7 @@ WITH local AS (
            CASE WHEN json_typeof(reported_to) = 'array' AND json_array_length(reported_to) > 0 THEN 1 ELSE 0 END
                AS reported
     FROM local
-)"""
+)"""  # noqa: S608 - fixed fragments only
 _CELLS = """
 CROSS JOIN LATERAL (VALUES ('week', to_char(moment, 'IYYY-"W"IW')), ('month', to_char(moment, 'YYYY-MM')))
     AS b(grain, period)"""
@@ -358,8 +366,8 @@ _REBUILD = (  # fixed fragments only: nothing from input is formatted into them
         SELECT p.period_type, p.period, u.level, u.unit, u.municipality AS municipality_code, {_SUMS}
         FROM counted {_UNITS} GROUP BY 1, 2, 3, 4, 5
     ), ranked AS (
-        SELECT *, get_byte(sha256(convert_to(resident_pseudonym, 'UTF8')), 0) AS resident_key,
-               2 * get_byte(sha256(convert_to(resident_pseudonym, 'UTF8')), 1) - 255 AS resident_noise, {_RANKS}
+        SELECT *, {_seed_byte("resident_pseudonym", 0)} AS resident_key,
+               2 * {_seed_byte("resident_pseudonym", 1)} - 255 AS resident_noise, {_RANKS}
         FROM unit_resident
     ), residents AS (
         SELECT period_type, period, level, unit, municipality_code, count(*) AS residents,
