@@ -82,7 +82,7 @@ def _ring_entries(ring: Mapping[int, bytes]) -> list[tuple[str, str]]:
     return [(str(version), ring[version].hex()) for version in ring]
 
 
-def _new_signing_key(algorithm: str) -> tuple[str, str, str]:
+def new_signing_key(algorithm: str) -> tuple[str, str, str]:
     """A new (kid, private PEM or secret, public PEM or secret) for the algorithm."""
     if algorithm == "HS256":
         secret = secrets.token_hex(KEY_BYTES)
@@ -100,7 +100,7 @@ def add_key(settings: Settings, kind: str, folder: Path) -> dict[str, Any]:
     """Write the kind's ring with a new newest version (or kid) into `folder`; return what to deploy."""
     if kind == "token":
         keys = settings.token_keys
-        kid, private, public = _new_signing_key(keys.algorithm)
+        kid, private, public = new_signing_key(keys.algorithm)
         if keys.algorithm == "HS256":
             kid = str(max((int(k) for k, _ in keys.verifying if k.isdigit()), default=0) + 1)
             path = _write(ring_file(folder, "TOKEN_SECRETS"), [*keys.verifying, (kid, private)])
