@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import os
@@ -49,10 +50,6 @@ class KeyRing(Mapping[int, bytes]):
     @property
     def oldest(self) -> int:
         return min(dict(self.entries))
-
-    def chain(self) -> tuple[int, ...]:
-        """The versions a stored value passes through, oldest first, up to the active one."""
-        return tuple(v for v in self if v <= self.active)
 
 
 @dataclass(frozen=True)
@@ -113,21 +110,26 @@ class Settings:
     def production(self) -> bool:
         return self.environment == "production"
 
+    def check_key_rings(self) -> None:
+        """Raise ConfigurationError unless every ring holds its active version (building a ring checks it)."""
+        for ring in ("pseudonym_keys", "fingerprint_keys", "export_keys", "chain_keys", "token_keys"):
+            getattr(self, ring)
+
     def _ring(self, kind: str, configured: tuple[tuple[int, bytes], ...], derived_version: int = 1) -> KeyRing:
         keys = configured or ((derived_version, self.pseudonym_master_key),)
         return KeyRing(keys, dict(self.active_versions).get(kind, max(v for v, _ in keys)))
 
-    @property
+    @functools.cached_property  # built once per settings (read on every request)
     def pseudonym_keys(self) -> KeyRing:
         """Resident pseudonyms: PSEUDONYM_KEYS, or PSEUDONYM_MASTER_KEY at PSEUDONYM_KEY_VERSION."""
         return self._ring("pseudonym", self.pseudonym_key_ring, self.pseudonym_key_version)
 
-    @property
+    @functools.cached_property
     def fingerprint_keys(self) -> KeyRing:
         """Visitor fingerprints: FINGERPRINT_KEYS, or the master key as version 1."""
         return self._ring("fingerprint", self.fingerprint_key_ring)
 
-    @property
+    @functools.cached_property
     def export_keys(self) -> KeyRing:
         """The export domain: EXPORT_KEYS, or the master key as version 1."""
         return self._ring("export", self.export_key_ring)
@@ -137,7 +139,7 @@ class Settings:
         """The access-log chain: CHAIN_KEYS, or the master key as version 1 (the input of today's chain key)."""
         return dict(self._ring("chain", self.chain_key_ring))
 
-    @property
+    @functools.cached_property
     def token_keys(self) -> TokenKeys:
         """TOKEN_SECRETS (HS256) or TOKEN_PRIVATE_KEYS and TOKEN_PUBLIC_KEYS; else the single key as before."""
         if self.token_algorithm == "HS256":
@@ -365,9 +367,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         token_active_kid=env.get("TOKEN_ACTIVE_KID", ""),
     )
     try:
-        for ring in (settings.pseudonym_keys, settings.fingerprint_keys, settings.export_keys):
-            ring.chain()
-        settings.token_keys  # noqa: B018 - the active token key must be complete
+        settings.check_key_rings()
     except ConfigurationError as exc:
         raise ConfigurationError(f"key rings: {exc}") from None
     return settings
