@@ -243,12 +243,9 @@ def _key_ring(environ: Mapping[str, str], name: str, folder: Path, development: 
 
 def _active_versions(environ: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
     """PSEUDONYM_ACTIVE_VERSION and its siblings: the version that writes, when not the newest."""
-    chosen: list[tuple[str, int]] = []
-    for kind in ("pseudonym", "fingerprint", "export", "chain"):
-        name = f"{kind.upper()}_ACTIVE_VERSION"
-        if environ.get(name):
-            chosen.append((kind, _number(environ, name, 0)))
-    return tuple(chosen)
+    named = {"pseudonym": "PSEUDONYM_ACTIVE_VERSION", "fingerprint": "FINGERPRINT_ACTIVE_VERSION",
+             "export": "EXPORT_ACTIVE_VERSION", "chain": "CHAIN_ACTIVE_VERSION"}
+    return tuple((kind, _number(environ, name, 0)) for kind, name in named.items() if environ.get(name))
 
 
 def instance_path(environ: Mapping[str, str]) -> Path:
@@ -295,11 +292,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     public_key = _key_from_file_or_env(env, "TOKEN_PUBLIC_KEY")
     master_key = _key_from_file_or_env(env, "PSEUDONYM_MASTER_KEY")
     development = environment != "production"
-    rings = {kind: _key_ring(env, f"{kind.upper()}_KEYS", instance, development)
-             for kind in ("pseudonym", "fingerprint", "export", "chain")}
-    token_secrets, private_keys, public_keys = (
-        tuple(_entries(env, name, instance, development))
-        for name in ("TOKEN_SECRETS", "TOKEN_PRIVATE_KEYS", "TOKEN_PUBLIC_KEYS"))
+    rings = {"pseudonym": _key_ring(env, "PSEUDONYM_KEYS", instance, development),
+             "fingerprint": _key_ring(env, "FINGERPRINT_KEYS", instance, development),
+             "export": _key_ring(env, "EXPORT_KEYS", instance, development),
+             "chain": _key_ring(env, "CHAIN_KEYS", instance, development)}
+    token_secrets = tuple(_entries(env, "TOKEN_SECRETS", instance, development))
+    private_keys = tuple(_entries(env, "TOKEN_PRIVATE_KEYS", instance, development))
+    public_keys = tuple(_entries(env, "TOKEN_PUBLIC_KEYS", instance, development))
     if not master_key and rings["pseudonym"]:
         # The other kinds' derived rings, idempotency and the chain start from the oldest pseudonym key.
         master_key = rings["pseudonym"][0][1].hex()
