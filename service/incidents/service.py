@@ -102,11 +102,13 @@ def _stored_residents(session: Session, institution_id: uuid.UUID, references: s
     The residents' incidents stay locked (FOR KEY SHARE) until the write commits: a re-keying batch that takes
     them waits for it, and one that holds them makes this wait, then read the re-keyed form."""
     ring = keys.pseudonyms
-    chosen = {ref: (keys.resident(institution_id, ref), ring.active) for ref in references}
     if len(ring) == 1:
-        return chosen
+        return {ref: (keys.resident(institution_id, ref), ring.active) for ref in references}
+    every = {ref: keys.residents(institution_id, ref) for ref in references}
+    chosen = {ref: (forms[ring.active], ring.active) for ref, forms in every.items()}
+    # Only other versions' forms need finding: a resident found under none is written under the active one.
     forms = {value: (ref, version) for ref in references
-             for version, value in keys.residents(institution_id, ref).items()}
+             for version, value in every[ref].items() if version != ring.active}
     stmt = select(Incident.resident_pseudonym).where(Incident.institution_id == institution_id,
                                                      Incident.resident_pseudonym.in_(forms)).order_by(Incident.id)
     for value in session.scalars(stmt.with_for_update(read=True, key_share=True)):
