@@ -124,6 +124,7 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
 
     # Statistics listen to what incidents announce (incidents never import statistics); connected once per process.
     signals.incidents_changed.connect(rollups.apply)
+    signals.pseudonyms_rekeyed.connect(rollups.rename_residents)
     for blueprint in (oauth, clients, registry, taxonomy, incidents, stats, exports, audit_events):
         api.register_blueprint(blueprint)
     for endpoint, view in list(app.view_functions.items()):

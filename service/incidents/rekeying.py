@@ -2,7 +2,7 @@
 
 Nothing here needs a reference: a value moves one version on as an HMAC of itself (`identities`). A resident moves
 whole in one transaction (every incident of theirs, and their rows in the statistics through
-signals.incidents_changed, as a correction would), so no reader ever sees one resident under two versions; the
+signals.pseudonyms_rekeyed), so no reader ever sees one resident under two versions; the
 ingest path writes a resident in the form they already have (`service._stored_residents`). A batch commits on its
 own: a run that stops resumes with what is still at an older version.
 """
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from service.config import KeyRing
 from service.incidents.identities import fingerprint_at, pseudonym_at
 from service.incidents.models import Counted, Incident
-from service.signals import incidents_changed
+from service.signals import incidents_changed, pseudonyms_rekeyed
 
 FINGERPRINTS = ("visitor_plate_fingerprint", "visitor_phone_fingerprint")
 
@@ -64,22 +64,34 @@ def rekey_residents(session: Session, ring: KeyRing, limit: int = 200) -> int:
                                      .with_for_update().execution_options(populate_existing=True)))
     _check_known(ring, {incident.resident_key_version for incident in incidents
                         if incident.resident_key_version is not None})
-    before = [Counted.of(incident) for incident in incidents]
     moved: dict[tuple[uuid.UUID, str], str] = {}
     for incident in incidents:
-        if incident.resident_pseudonym is None or incident.resident_key_version is None \
-                or incident.resident_key_version >= ring.active:
-            continue
-        old = (incident.institution_id, incident.resident_pseudonym)
-        if old not in moved:
-            moved[old] = pseudonym_at(ring, incident.institution_id, incident.resident_pseudonym,
-                                      incident.resident_key_version)
-        incident.resident_pseudonym, incident.resident_key_version = moved[old], ring.active
+        if incident.resident_pseudonym is not None and incident.resident_key_version is not None \
+                and incident.resident_key_version < ring.active:
+            old = (incident.institution_id, incident.resident_pseudonym)
+            if old not in moved:
+                moved[old] = pseudonym_at(ring, incident.institution_id, incident.resident_pseudonym,
+                                          incident.resident_key_version)
+    # A resident already under the new form too (two hosts, on either side of a rotation, recorded their first
+    # incident at once) is merged through the statistics' write path; every other one is renamed in place.
+    merged = {tuple(row) for row in session.execute(select(Incident.institution_id, Incident.resident_pseudonym).where(
+        tuple_(Incident.institution_id, Incident.resident_pseudonym).in_(
+            [(institution, new) for (institution, _old), new in moved.items()])))} if moved else set()
+    merging = [incident for incident in incidents
+               if (incident.institution_id, moved.get((incident.institution_id, incident.resident_pseudonym or "")))
+               in merged]
+    before = [Counted.of(incident) for incident in incidents]
+    renames = {old: new for (institution, old), new in moved.items() if (institution, new) not in merged}
+    for incident in incidents:
+        new = moved.get((incident.institution_id, incident.resident_pseudonym or ""))
+        if new is not None:
+            incident.resident_pseudonym, incident.resident_key_version = new, ring.active
     session.flush()
-    # The statistics move each resident's incidents from the old pseudonym to the new: counts, record keys and
-    # noise stay (the contributor seed is kept), the per-resident rows change name.
-    incidents_changed.send(session, changes=[(counted, -1) for counted in before]
-                           + [(Counted.of(incident), +1) for incident in incidents])
+    pseudonyms_rekeyed.send(session, renames=renames, residents=before)
+    if merging:
+        ids = {incident.id for incident in merging}
+        incidents_changed.send(session, changes=[(counted, -1) for counted in before if counted.id in ids]
+                               + [(Counted.of(incident), +1) for incident in merging])
     return len(pending)
 
 

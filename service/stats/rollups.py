@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, text, tuple_, update
+from sqlalchemy import bindparam, case, delete, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.db import bulk_insert, bulk_rows
@@ -243,17 +243,46 @@ def apply(session: Session, changes: Iterable[tuple[Counted, int]],
     counted = [(incident, sign) for incident, sign in changes if incident.active]
     if not counted:
         return
-    known = dict(municipalities or {})
-    if missing := {incident.location_id for incident, _ in counted} - known.keys():
-        known |= dict(session.execute(select(Location.id, Location.municipality_code).where(
-            Location.id.in_(missing))).all())
-    deltas = _deltas(counted, known)
+    deltas = _deltas(counted, _municipalities(session, [incident for incident, _ in counted], municipalities))
     _upsert(session, Rollup, deltas.cells)
     # Only a change that takes something away can leave a resident's row at zero: only then read them back.
     shrinks = any(sign < 0 for _, sign in counted)
     _forget_left(session, ResidentRollup,
                  _upsert(session, ResidentRollup, deltas.residents, returning=MEASURES if shrinks else ()))
     _write_summaries(session, deltas.units, deltas.unit_residents)
+
+
+def rename_residents(session: Session, renames: Mapping[str, str], residents: Sequence[Counted]) -> None:
+    """Rename residents' rows after their pseudonyms were re-keyed (the receiver of signals.pseudonyms_rekeyed;
+    `residents` are their incidents as counted before): counts, record keys and noise stay, as the contributor seed
+    does. Each row is found by its whole key, in sorted order, as writers lock rows."""
+    counted = [incident for incident in residents if incident.active and incident.resident_pseudonym in renames]
+    if not counted:
+        return
+    known = _municipalities(session, counted)
+    cells, units = set(), set()
+    for incident in counted:
+        labels = labels_of(incident.occurred_at)
+        cells |= {(*cell, incident.resident_pseudonym) for cell in _cells(incident, labels)}
+        units |= {(*unit, incident.resident_pseudonym)
+                  for unit in _units(incident, labels, known[incident.location_id])}
+    for table, keys in ((ResidentRollup, cells), (UnitResident, units)):
+        names = _columns(table)[0]
+        column = table.__table__.c
+        stmt = update(table.__table__).where(*[column[n] == bindparam(f"old_{n}") for n in names]) \
+            .values(resident_pseudonym=bindparam("new_pseudonym"))
+        session.execute(stmt, [{f"old_{n}": v for n, v in zip(names, key, strict=True)}
+                               | {"new_pseudonym": renames[key[-1]]} for key in sorted(keys, key=str)])
+
+
+def _municipalities(session: Session, counted: Sequence[Counted],
+                    given: Mapping[uuid.UUID, str] | None = None) -> dict[uuid.UUID, str]:
+    """The municipality of each counted incident's location: those given, the others looked up."""
+    known = dict(given or {})
+    if missing := {incident.location_id for incident in counted} - known.keys():
+        known |= dict(session.execute(select(Location.id, Location.municipality_code).where(
+            Location.id.in_(missing))).all())
+    return known
 
 
 def hold(session: Session, *, incidents: bool = False) -> None:

@@ -195,3 +195,20 @@ def test_fingerprints_move_to_the_active_version_and_a_kept_one_follows_its_row(
     assert second.visitor_fingerprint_key_version == 2
     assert second.visitor_plate_fingerprint == fingerprint_forms(ROTATED.fingerprints, normalise_plate("99XYZ9"))[2]
     assert rekey_fingerprints(session, ROTATED.fingerprints) == 0
+
+
+def test_a_resident_recorded_under_both_versions_at_once_is_merged(session, register):
+    """Two hosts on either side of a rotation record a new resident's first incidents at the same moment: one
+    under each version. The run merges them, and the statistics count one resident again."""
+    here, north = register["here"], register["north"]
+    [under_new] = record_incidents(session, caller_of(north), [incident_values(here, resident="R-both")], ROTATED)
+    [under_old] = record_incidents(session, caller_of(north), [incident_values(here, resident="R-both")], KEYS)
+    assert pseudonyms_of(session, {under_new.id, under_old.id}) == {
+        (ROTATED.residents(north.id, "R-both")[1], 1), (ROTATED.resident(north.id, "R-both"), 2)}
+
+    while rekey_residents(session, ROTATED.pseudonyms, limit=2):
+        pass
+    assert pseudonyms_of(session, {under_new.id, under_old.id}) == {(ROTATED.resident(north.id, "R-both"), 2)}
+    written = rollup_rows(session)
+    rollups.rebuild(session, chunk=7)
+    assert rollup_rows(session) == written  # one resident, counted once, wherever it is kept
