@@ -16,12 +16,13 @@ import hashlib
 import hmac
 import unicodedata
 import uuid
+from dataclasses import dataclass
 
 import phonenumbers
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from service.config import KeyRing
+from service.config import KeyRing, Settings
 
 SEED_HEX = 4  # a re-keyed pseudonym: 4 hex digits of contributor seed, a dot, 59 hex digits of HMAC (64 in all)
 
@@ -143,3 +144,37 @@ def fingerprint_at(ring: KeyRing, value: str, version: int) -> str:
     for later in (v for v in ring if version < v <= ring.active):
         value = fingerprint(ring[later], value, later)
     return value
+
+
+@dataclass(frozen=True)
+class IdentityKeys:
+    """The keys that turn identities into pseudonyms and fingerprints: a master key at one version, or the rings
+    of every version (`risk-register keys`), whose active version writes and whose every version is read."""
+
+    master: bytes
+    version: int
+    pseudonym_ring: KeyRing | None = None
+    fingerprint_ring: KeyRing | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IdentityKeys:
+        pseudonyms = settings.pseudonym_keys
+        return cls(pseudonyms[pseudonyms.active], pseudonyms.active, pseudonyms, settings.fingerprint_keys)
+
+    @property
+    def pseudonyms(self) -> KeyRing:
+        return self.pseudonym_ring or KeyRing(((self.version, self.master),), self.version)
+
+    @property
+    def fingerprints(self) -> KeyRing:
+        return self.fingerprint_ring or KeyRing(((1, self.master),), 1)
+
+    def residents(self, institution_id: uuid.UUID, resident_ref: str) -> dict[int, str]:
+        """The resident's pseudonym under every key version (a lookup matches any: re-keying may be under way)."""
+        return pseudonym_forms(self.pseudonyms, institution_id, resident_ref)
+
+    def resident(self, institution_id: uuid.UUID, resident_ref: str) -> str:
+        return self.residents(institution_id, resident_ref)[self.pseudonyms.active]
+
+    def fingerprint(self, normalised: str) -> str:
+        return fingerprint_forms(self.fingerprints, normalised)[self.fingerprints.active]

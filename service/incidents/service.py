@@ -11,7 +11,6 @@ import functools
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -20,7 +19,6 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from service import clock
 from service.auth.access import Caller
-from service.config import KeyRing, Settings
 from service.db import bulk_insert, bulk_rows
 from service.errors import (
     Conflict,
@@ -31,13 +29,7 @@ from service.errors import (
     PreconditionRequired,
     field_errors,
 )
-from service.incidents.identities import (
-    fingerprint_at,
-    fingerprint_forms,
-    normalise_phone,
-    normalise_plate,
-    pseudonym_forms,
-)
+from service.incidents.identities import IdentityKeys, fingerprint_at, normalise_phone, normalise_plate
 from service.incidents.models import Counted, Incident, Revision, Status
 from service.incidents.rules import incident_errors
 from service.registry.models import Location
@@ -58,40 +50,6 @@ SHOWN = {
 # Fields whose values never leave the incident row: a revision records only that they changed.
 HIDDEN = {"residentRef": "resident_pseudonym", "visitor/vehiclePlate": "visitor_plate_fingerprint",
           "visitor/phoneNumber": "visitor_phone_fingerprint", "note": "note"}
-
-
-@dataclass(frozen=True)
-class IdentityKeys:
-    """The keys that turn identities into pseudonyms and fingerprints: a master key at one version, or the rings
-    of every version (`risk-register keys`), whose active version writes and whose every version is read."""
-
-    master: bytes
-    version: int
-    pseudonym_ring: KeyRing | None = None
-    fingerprint_ring: KeyRing | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> IdentityKeys:
-        pseudonyms = settings.pseudonym_keys
-        return cls(pseudonyms[pseudonyms.active], pseudonyms.active, pseudonyms, settings.fingerprint_keys)
-
-    @property
-    def pseudonyms(self) -> KeyRing:
-        return self.pseudonym_ring or KeyRing(((self.version, self.master),), self.version)
-
-    @property
-    def fingerprints(self) -> KeyRing:
-        return self.fingerprint_ring or KeyRing(((1, self.master),), 1)
-
-    def residents(self, institution_id: uuid.UUID, resident_ref: str) -> dict[int, str]:
-        """The resident's pseudonym under every key version (a lookup matches any: re-keying may be under way)."""
-        return pseudonym_forms(self.pseudonyms, institution_id, resident_ref)
-
-    def resident(self, institution_id: uuid.UUID, resident_ref: str) -> str:
-        return self.residents(institution_id, resident_ref)[self.pseudonyms.active]
-
-    def fingerprint(self, normalised: str) -> str:
-        return fingerprint_forms(self.fingerprints, normalised)[self.fingerprints.active]
 
 
 def _stored_residents(session: Session, institution_id: uuid.UUID, references: set[str],

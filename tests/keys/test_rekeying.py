@@ -93,8 +93,8 @@ def pseudonyms_of(session: Session, ids: set[uuid.UUID]) -> set[Any]:
 
 def test_statistics_search_and_residents_are_the_same_before_during_and_after_a_run(session, register):
     before, rows_before = released(session), rollup_rows(session)
-    assert any(cell.get("suppressed") for figure in before for cell in _cells(figure))  # dominance is exercised
-    assert any(cell.get("value") for figure in before for cell in _cells(figure))  # and figures are released
+    assert any(cell.get("suppressed") for figure in before for cell in released_cells(figure))  # dominance is exercised
+    assert any(cell.get("value") for figure in before for cell in released_cells(figure))  # and figures are released
 
     assert rekey_residents(session, ROTATED.pseudonyms, limit=2) == 2  # during: two residents moved, three not
     progress = resident_progress(session)
@@ -119,14 +119,14 @@ def test_statistics_search_and_residents_are_the_same_before_during_and_after_a_
     assert rollup_rows(session) == after
 
 
-def _cells(figure: Any) -> list[dict[str, Any]]:
+def released_cells(figure: Any) -> list[dict[str, Any]]:
     """Every {value, suppressed} cell inside a released figure."""
     if isinstance(figure, dict):
         if set(figure) == {"value", "suppressed"}:
             return [figure]
-        return [cell for value in figure.values() for cell in _cells(value)]
+        return [cell for value in figure.values() for cell in released_cells(value)]
     if isinstance(figure, list):
-        return [cell for value in figure for cell in _cells(value)]
+        return [cell for value in figure for cell in released_cells(value)]
     return []
 
 

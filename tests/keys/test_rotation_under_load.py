@@ -35,6 +35,7 @@ from service.operations import alembic_config
 from service.stats import rollups
 from tests.factories import make_client, make_institution, make_location
 from tests.incidents.test_privacy_canary import database_leaks, log_leaks
+from tests.keys.test_rekeying import released_cells
 from tests.stats.factories import caller_of, incident_values
 from tests.stats.test_rollups import rollup_rows
 
@@ -137,7 +138,7 @@ def test_rotation_while_writers_and_readers_run_splits_no_resident_and_changes_n
     caplog.set_level(logging.DEBUG)
     new_app, engine = deployment.apps["new"], deployment.engine
     released_before = _statistics(new_app, deployment.headers["analyst"])
-    assert any(cell["value"] for cell in _values(released_before)), "the statistics release something"
+    assert any(cell["value"] for cell in released_cells(released_before)), "the statistics release something"
     errors: list[BaseException] = []
     written: dict[str, set[str]] = defaultdict(set)
     done = threading.Event()
@@ -213,16 +214,6 @@ def test_rotation_while_writers_and_readers_run_splits_no_resident_and_changes_n
     with engine.connect() as connection:
         assert database_leaks(connection, CANARIES) == []
     assert log_leaks(caplog.records, CANARIES) == []
-
-
-def _values(answers: Any) -> list[dict[str, Any]]:
-    if isinstance(answers, dict):
-        if set(answers) == {"value", "suppressed"}:
-            return [answers]
-        return [cell for value in answers.values() for cell in _values(value)]
-    if isinstance(answers, list):
-        return [cell for value in answers for cell in _values(value)]
-    return []
 
 
 def test_an_interrupted_run_resumes_and_completes(deployment):
