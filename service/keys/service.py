@@ -89,10 +89,11 @@ def new_signing_key(algorithm: str) -> tuple[str, str, str]:
         return "", secret, secret
     key = ec.generate_private_key(ec.SECP256R1()) if algorithm == "ES256" \
         else rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    # Stripped, as settings read them: the kid of a key given without one is taken from this text.
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
+                                serialization.NoEncryption()).decode().strip()
     public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode().strip()
     return key_id(public), private, public
 
 
@@ -105,7 +106,9 @@ def add_key(settings: Settings, kind: str, folder: Path) -> dict[str, Any]:
             kid = str(max((int(k) for k, _ in keys.verifying if k.isdigit()), default=0) + 1)
             path = _write(ring_file(folder, "TOKEN_SECRETS"), [*keys.verifying, (kid, private)])
             return {"kind": kind, "newKid": kid, "files": {"TOKEN_SECRETS_FILE": str(path)}}
-        private_path = _write(ring_file(folder, "TOKEN_PRIVATE_KEYS"), [(kid, private)])
+        # The old private key stays until retired: on many hosts it signs until the new kid is made active.
+        signing = settings.token_private_key_ring or ((keys.active, keys.signing_key),)
+        private_path = _write(ring_file(folder, "TOKEN_PRIVATE_KEYS"), [*signing, (kid, private)])
         public_path = _write(ring_file(folder, "TOKEN_PUBLIC_KEYS"), [*keys.verifying, (kid, public)])
         return {"kind": kind, "newKid": kid, "files": {"TOKEN_PRIVATE_KEYS_FILE": str(private_path),
                                                         "TOKEN_PUBLIC_KEYS_FILE": str(public_path)}}

@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from service.cli import main
 from service.config import load_settings
+from service.keys.service import new_signing_key
 
 
 @pytest.fixture
@@ -87,3 +88,24 @@ def test_production_names_the_folder_for_new_rings(cli, tmp_path):
     assert written["files"] == {"FINGERPRINT_KEYS_FILE": str(tmp_path / "rings" / "fingerprint-keys")}
     ring = (tmp_path / "rings" / "fingerprint-keys").read_text().strip()
     assert ring.startswith("1:" + "ab" * 32 + ",2:")
+
+
+def test_es256_keys_rotate_with_the_old_private_key_kept_until_retired(cli, tmp_path):
+    kid, private, public = new_signing_key("ES256")
+    (tmp_path / "private.pem").write_text(private)
+    (tmp_path / "public.pem").write_text(public)
+    es256 = {"TOKEN_ALGORITHM": "ES256", "TOKEN_PRIVATE_KEY_FILE": str(tmp_path / "private.pem"),
+             "TOKEN_PUBLIC_KEY_FILE": str(tmp_path / "public.pem")}
+    rotated = _json(cli("keys", "rotate", "--kind", "token", **es256))
+    settings = load_settings({"INSTANCE_PATH": str(tmp_path), "TOKEN_ALGORITHM": "ES256"})
+    keys = settings.token_keys
+    assert [k for k, _ in keys.verifying] == [kid, rotated["newKid"]] and keys.active == rotated["newKid"]
+    # Many hosts: the old key can go on signing while the new one reaches every host.
+    held = load_settings({"INSTANCE_PATH": str(tmp_path), "TOKEN_ALGORITHM": "ES256", "TOKEN_ACTIVE_KID": kid})
+    assert held.token_keys.active == kid and held.token_keys.signing_key == private.strip()
+
+    # Retiring reads the rings rotate wrote (the instance folder), not the single keys they started from.
+    retired = _json(cli("keys", "retire", "--kind", "token", TOKEN_ALGORITHM="ES256"))
+    assert retired["retiredKids"] == [kid]
+    after = load_settings({"INSTANCE_PATH": str(tmp_path), "TOKEN_ALGORITHM": "ES256"}).token_keys
+    assert [k for k, _ in after.verifying] == [rotated["newKid"]]
