@@ -139,9 +139,9 @@ def fingerprint_phone(service_key: bytes, raw: str) -> str:
     return fingerprint(service_key, normalise_phone(raw))
 
 
-def fingerprint_at(ring: KeyRing, value: str, version: int) -> str:
-    """Return a stored fingerprint of `version` as it is under the ring's active version."""
-    for later in (v for v in ring if version < v <= ring.active):
+def fingerprint_at(ring: KeyRing, value: str, version: int, to: int | None = None) -> str:
+    """Return a fingerprint of `version` as it is under version `to` (default: the ring's active one), if later."""
+    for later in (v for v in ring if version < v <= (ring.active if to is None else to)):
         value = fingerprint(ring[later], value, later)
     return value
 

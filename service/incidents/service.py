@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from service import clock
 from service.auth.access import Caller
+from service.config import KeyRing
 from service.db import bulk_insert, bulk_rows
 from service.errors import (
     Conflict,
@@ -303,6 +304,28 @@ def _shown(value: Any) -> Any:
     return str(value) if isinstance(value, uuid.UUID) else value
 
 
+FINGERPRINT_COLUMNS = ("visitor_plate_fingerprint", "visitor_phone_fingerprint")
+
+
+def _align_fingerprints(columns: dict[str, Any], kept: Mapping[str, bool], stored: int | None,
+                        ring: KeyRing) -> None:
+    """Give a corrected row's fingerprints one key version: kept ones stay where they are unless a new one joins
+    them; then both go to the later of the two versions (the stored one may be later than the active one while a
+    new key reaches every host)."""
+    held = [c for c in FINGERPRINT_COLUMNS if kept[c] and columns[c] is not None]
+    new = [c for c in FINGERPRINT_COLUMNS if not kept[c] and columns[c] is not None]
+    if not new:
+        columns["visitor_fingerprint_key_version"] = stored if held else None
+        return
+    if held and stored is not None:
+        target = max(stored, ring.active)
+        for column in held:
+            columns[column] = fingerprint_at(ring, columns[column], stored, target)
+        for column in new:
+            columns[column] = fingerprint_at(ring, columns[column], ring.active, target)
+        columns["visitor_fingerprint_key_version"] = target
+
+
 def correct_incident(session: Session, caller: Caller, incident_id: uuid.UUID, patch: Mapping[str, Any],
                      keys: IdentityKeys, *, if_match: str | None) -> Incident:
     """Apply a correction as a new version with a revision; the corrected whole must pass every rule again."""
@@ -333,14 +356,7 @@ def correct_incident(session: Session, caller: Caller, incident_id: uuid.UUID, p
             columns[column] = getattr(incident, column)
     if kept["resident_pseudonym"]:
         columns["resident_key_version"] = incident.resident_key_version
-    if kept["visitor_plate_fingerprint"] or kept["visitor_phone_fingerprint"]:
-        # A kept fingerprint and a new one share the row's key version: bring the kept one to the active version.
-        for column in ("visitor_plate_fingerprint", "visitor_phone_fingerprint"):
-            if kept[column] and columns[column] is not None:
-                columns[column] = fingerprint_at(keys.fingerprints, columns[column],
-                                                 incident.visitor_fingerprint_key_version or keys.fingerprints.oldest)
-        if columns["visitor_plate_fingerprint"] or columns["visitor_phone_fingerprint"]:
-            columns["visitor_fingerprint_key_version"] = keys.fingerprints.active
+    _align_fingerprints(columns, kept, incident.visitor_fingerprint_key_version, keys.fingerprints)
 
     diff: dict[str, Any] = {}
     for field, column in SHOWN.items():

@@ -19,7 +19,7 @@ from service.auth.models import Role
 from service.auth.service import NATIONAL
 from service.config import KeyRing
 from service.incidents.identities import fingerprint_forms, normalise_plate, pseudonym_forms
-from service.incidents.models import Incident
+from service.incidents.models import Incident, Revision
 from service.incidents.rekeying import StaleKeyVersion, rekey_fingerprints, rekey_residents, resident_progress
 from service.incidents.service import IdentityKeys, correct_incident, matching_incidents, record_incidents
 from service.periods import parse_period
@@ -212,3 +212,30 @@ def test_a_resident_recorded_under_both_versions_at_once_is_merged(session, regi
     written = rollup_rows(session)
     rollups.rebuild(session, chunk=7)
     assert rollup_rows(session) == written  # one resident, counted once, wherever it is kept
+
+
+def test_a_correction_that_names_no_fingerprint_leaves_them_and_their_version(session, register):
+    here, north = register["here"], register["north"]
+    [incident] = record_incidents(session, caller_of(north), [_visitor(here, "12-ABC-3", "0612345678")], KEYS)
+    plate, phone = incident.visitor_plate_fingerprint, incident.visitor_phone_fingerprint
+    corrected = correct_incident(session, caller_of(north), incident.id,
+                                 {"exploitation_type": "sexual", "reason": "reassessed"}, ROTATED, if_match='"1"')
+    assert (corrected.visitor_plate_fingerprint, corrected.visitor_phone_fingerprint,
+            corrected.visitor_fingerprint_key_version) == (plate, phone, 1)
+    [revision] = session.scalars(select(Revision).where(Revision.incident_id == incident.id))
+    assert revision.changes == {"exploitationType": {"old": "criminal", "new": "sexual"}}
+
+
+def test_a_host_still_writing_the_old_version_corrects_a_row_under_the_new_one(session, register):
+    """While a new key reaches every host, one whose active version is still 1 adds a phone number to a row a
+    host on version 2 wrote: both fingerprints end under version 2."""
+    here, north = register["here"], register["north"]
+    [incident] = record_incidents(session, caller_of(north), [_visitor(here, "12-ABC-3", None)], ROTATED)
+    assert incident.visitor_fingerprint_key_version == 2
+    lagging = IdentityKeys(OLD, 1, KeyRing(((1, OLD), (2, NEW)), 1), KeyRing(((1, OLD), (2, NEW)), 1))
+    corrected = correct_incident(session, caller_of(north), incident.id,
+                                 {"visitor": {"phone_number": "0612345678"}, "reason": "typo"}, lagging,
+                                 if_match='"1"')
+    assert corrected.visitor_fingerprint_key_version == 2
+    assert corrected.visitor_phone_fingerprint == fingerprint_forms(ROTATED.fingerprints, "+31612345678")[2]
+    assert corrected.visitor_plate_fingerprint == fingerprint_forms(ROTATED.fingerprints, "12ABC3")[2]
