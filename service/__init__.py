@@ -12,7 +12,8 @@ nor a neighbour of its own layer (tests/test_layers.py reads every import and fa
 5. guidance (the next meldcode step and reporting routes, from a data file beside the taxonomy);
 6. incidents, which announce their changes (signals.incidents_changed) instead of calling statistics;
 7. stats (listening to incidents) and exports;
-8. the application: this module, cli, demo, retention, housekeeping, operations, ratelimit, docs, dashboard,
+8. keys: rotating every kind of key, re-keying what incidents store (statistics follow through the signal);
+9. the application: this module, cli, demo, retention, housekeeping, operations, ratelimit, docs, dashboard,
    wsgi, gunicorn, models, migrations.
 """
 
@@ -131,6 +132,7 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
 
     # Statistics listen to what incidents announce (incidents never import statistics); connected once per process.
     signals.incidents_changed.connect(rollups.apply)
+    signals.pseudonyms_rekeyed.connect(rollups.rename_residents)
     for blueprint in (oauth, clients, registry, taxonomy, guidance, incidents, stats, exports, audit_events):
         api.register_blueprint(blueprint)
     for endpoint, view in list(app.view_functions.items()):

@@ -191,6 +191,79 @@ def stats_rebuild() -> None:
 
 
 @main.group()
+def keys() -> None:
+    """Key rotation: add a key version, re-key what is stored, retire old versions (README: Rotating keys)."""
+
+
+def _kinds() -> click.Choice:
+    from service.keys.service import KINDS
+
+    return click.Choice(sorted(KINDS))
+
+
+def _key_folder(out: str | None) -> Path:
+    settings = load_settings()
+    if out is None and settings.production:
+        raise click.UsageError("in production, name the folder for the new ring files with --out")
+    return Path(out) if out else settings.instance_path
+
+
+def _keys_command(work: Any) -> None:
+    from service.keys.service import KeyCommandError
+
+    try:
+        click.echo(json.dumps(work()))
+    except KeyCommandError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@keys.command("rotate")
+@click.option("--kind", type=_kinds(), required=True)
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for the ring files (default: the instance "
+              "folder, where development settings read them)")
+def keys_rotate(kind: str, out: str | None) -> None:
+    """Write the kind's ring with a new active version; deploy it, then `keys rekey` (pseudonym, fingerprint)."""
+    from service.keys.service import add_key
+
+    _keys_command(lambda: add_key(load_settings(), kind, _key_folder(out)))
+
+
+@keys.command("rekey")
+@click.option("--kind", type=_kinds(), required=True)
+@click.option("--batch", default=200, show_default=True, type=int, help="Values per committed batch")
+def keys_rekey(kind: str, batch: int) -> None:
+    """Re-key stored values to the active version while the service runs (resumes where a run stopped)."""
+    from service.keys.service import rotate_stored
+
+    app = create_app()
+    _keys_command(lambda: rotate_stored(app.extensions["settings"], kind, db_engine(app), batch=batch))
+
+
+@keys.command("retire")
+@click.option("--kind", type=_kinds(), required=True)
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for the ring files (default: instance folder)")
+def keys_retire(kind: str, out: str | None) -> None:
+    """Write the kind's ring with its active version only (tokens: once the old kid's tokens have expired)."""
+    from service.keys.service import retire_keys
+
+    _keys_command(lambda: retire_keys(load_settings(), kind, _key_folder(out)))
+
+
+@keys.command("status")
+def keys_status() -> None:
+    """Print each kind's versions, the active one, and what is still stored under older ones (JSON lines)."""
+    from service.keys.service import KINDS, status
+
+    app = create_app()
+    for kind in sorted(KINDS):
+        _keys_command(lambda kind=kind: status(app.extensions["settings"], kind, db_engine(app)))
+
+
+def db_engine(app: Any) -> Any:
+    return app.extensions["database"]["engine"]
+
+
+@main.group()
 def audit() -> None:
     """The access log."""
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 import logging
 import os
+import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,6 +23,48 @@ SIGNING_ALGORITHMS = ("HS256", "ES256", "RS256")
 
 class ConfigurationError(RuntimeError):
     """The environment does not describe a service that may start."""
+
+
+@dataclass(frozen=True)
+class KeyRing(Mapping[int, bytes]):
+    """The versions of one kind of key, {version: secret}: every version is read, the `active` one writes.
+
+    The active version is the newest unless the operator names another (while a new key reaches every host)."""
+
+    entries: tuple[tuple[int, bytes], ...]
+    active: int
+
+    def __post_init__(self) -> None:
+        if not self.entries or self.active not in dict(self.entries):
+            raise ConfigurationError("a key ring needs its active version among its keys")
+
+    def __getitem__(self, version: int) -> bytes:
+        return dict(self.entries)[version]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(sorted(dict(self.entries)))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def oldest(self) -> int:
+        return min(dict(self.entries))
+
+
+@dataclass(frozen=True)
+class TokenKeys:
+    """The token signing keys by `kid`: the active one signs; every one listed verifies (secrets for HS256,
+    public keys for ES256/RS256). A token without a `kid` (issued before key rings) is checked with the oldest."""
+
+    algorithm: str
+    active: str
+    signing_key: str
+    verifying: tuple[tuple[str, str], ...]
+
+    def verifying_key(self, kid: str | None) -> str | None:
+        keys = dict(self.verifying)
+        return keys.get(self.verifying[0][0] if kid is None else kid)
 
 
 @dataclass(frozen=True)
@@ -52,13 +97,71 @@ class Settings:
     dominance_n: int = 2
     dominance_share: float = 0.75
     clock_start: dt.datetime | None = None
+    # Key rings as configured ((version, secret), ...); empty: derived from the single keys above, as before rings.
+    pseudonym_key_ring: tuple[tuple[int, bytes], ...] = ()
+    fingerprint_key_ring: tuple[tuple[int, bytes], ...] = ()
+    export_key_ring: tuple[tuple[int, bytes], ...] = ()
+    chain_key_ring: tuple[tuple[int, bytes], ...] = ()
+    active_versions: tuple[tuple[str, int], ...] = ()  # kind -> the version that writes, when not the newest
+    token_secret_ring: tuple[tuple[str, str], ...] = ()
+    token_private_key_ring: tuple[tuple[str, str], ...] = ()
+    token_public_key_ring: tuple[tuple[str, str], ...] = ()
+    token_active_kid: str = ""
 
     @property
     def production(self) -> bool:
         return self.environment == "production"
 
+    def check_key_rings(self) -> None:
+        """Raise ConfigurationError unless every ring holds its active version (building a ring checks it)."""
+        for ring in ("pseudonym_keys", "fingerprint_keys", "export_keys", "chain_keys", "token_keys"):
+            getattr(self, ring)
+
+    def _ring(self, kind: str, configured: tuple[tuple[int, bytes], ...], derived_version: int = 1) -> KeyRing:
+        keys = configured or ((derived_version, self.pseudonym_master_key),)
+        return KeyRing(keys, dict(self.active_versions).get(kind, max(v for v, _ in keys)))
+
+    @functools.cached_property  # built once per settings (read on every request)
+    def pseudonym_keys(self) -> KeyRing:
+        """Resident pseudonyms: PSEUDONYM_KEYS, or PSEUDONYM_MASTER_KEY at PSEUDONYM_KEY_VERSION."""
+        return self._ring("pseudonym", self.pseudonym_key_ring, self.pseudonym_key_version)
+
+    @functools.cached_property
+    def fingerprint_keys(self) -> KeyRing:
+        """Visitor fingerprints: FINGERPRINT_KEYS, or the master key as version 1."""
+        return self._ring("fingerprint", self.fingerprint_key_ring)
+
+    @functools.cached_property
+    def export_keys(self) -> KeyRing:
+        """The export domain: EXPORT_KEYS, or the master key as version 1."""
+        return self._ring("export", self.export_key_ring)
+
+    @property
+    def chain_keys(self) -> dict[int, bytes]:
+        """The access-log chain: CHAIN_KEYS, or the master key as version 1 (the input of today's chain key)."""
+        return dict(self._ring("chain", self.chain_key_ring))
+
+    @functools.cached_property
+    def token_keys(self) -> TokenKeys:
+        """TOKEN_SECRETS (HS256) or TOKEN_PRIVATE_KEYS and TOKEN_PUBLIC_KEYS; else the single key as before."""
+        if self.token_algorithm == "HS256":
+            verifying = self.token_secret_ring or (("1", self.token_secret),)
+            private = verifying
+        else:
+            verifying = self.token_public_key_ring or ((key_id(self.token_public_key), self.token_public_key),)
+            private = self.token_private_key_ring or ((verifying[0][0], self.token_private_key),)
+        kid = self.token_active_kid or private[-1][0]
+        if kid not in dict(private) or kid not in dict(verifying):
+            raise ConfigurationError(f"the active token key {kid} needs its signing and its verifying key")
+        return TokenKeys(self.token_algorithm, kid, dict(private)[kid], verifying)
+
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)
+
+
+def key_id(public_key_pem: str) -> str:
+    """The kid of a public key given without one: the start of its PEM's SHA-256."""
+    return hashlib.sha256(public_key_pem.encode()).hexdigest()[:16]
 
 
 def _key_from_file_or_env(environ: Mapping[str, str], name: str) -> str:
@@ -104,6 +207,49 @@ def _clock_start(environ: Mapping[str, str], environment: str) -> dt.datetime | 
     return moment
 
 
+KID = re.compile(r"[A-Za-z0-9._-]{1,40}")
+
+
+def _entries(environ: Mapping[str, str], name: str, folder: Path, development: bool) -> list[tuple[str, str]]:
+    """`label:value` entries separated by commas, from NAME, NAME_FILE or (outside production) the instance
+    folder's file of that name (`pseudonym-keys` for PSEUDONYM_KEYS), where `risk-register keys` writes rings."""
+    text = _key_from_file_or_env(environ, name)
+    development_file = folder / name.lower().replace("_", "-")
+    if not text and development and development_file.exists():
+        text = development_file.read_text().strip()
+    entries = []
+    for entry in (e.strip() for e in text.split(",") if e.strip()):
+        label, _, value = entry.partition(":")
+        if not KID.fullmatch(label.strip()) or not value.strip():
+            raise ConfigurationError(f"{name} must be a comma-separated list of label:key entries")
+        entries.append((label.strip(), value.strip()))
+    if len({label for label, _ in entries}) < len(entries):
+        raise ConfigurationError(f"{name} names one version twice")
+    return entries
+
+
+def _key_ring(environ: Mapping[str, str], name: str, folder: Path, development: bool
+              ) -> tuple[tuple[int, bytes], ...]:
+    """A ring of `version:hex` entries (whole versions from 1, keys of at least 32 bytes), oldest first."""
+    ring = []
+    for label, value in _entries(environ, name, folder, development):
+        try:
+            version, key = int(label), bytes.fromhex(value)
+        except ValueError:
+            raise ConfigurationError(f"{name} must hold version:hex entries (a whole version, a hex key)") from None
+        if version < 1 or len(key) < 32:
+            raise ConfigurationError(f"{name}: versions start at 1 and keys hold at least 32 bytes")
+        ring.append((version, key))
+    return tuple(sorted(ring))
+
+
+def _active_versions(environ: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    """PSEUDONYM_ACTIVE_VERSION and its siblings: the version that writes, when not the newest."""
+    named = {"pseudonym": "PSEUDONYM_ACTIVE_VERSION", "fingerprint": "FINGERPRINT_ACTIVE_VERSION",
+             "export": "EXPORT_ACTIVE_VERSION", "chain": "CHAIN_ACTIVE_VERSION"}
+    return tuple((kind, _number(environ, name, 0)) for kind, name in named.items() if environ.get(name))
+
+
 def instance_path(environ: Mapping[str, str]) -> Path:
     """The folder for the SQLite database, generated development keys and gunicorn's control socket."""
     return Path(environ.get("INSTANCE_PATH", "instance")).resolve()
@@ -147,10 +293,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     private_key = _key_from_file_or_env(env, "TOKEN_PRIVATE_KEY")
     public_key = _key_from_file_or_env(env, "TOKEN_PUBLIC_KEY")
     master_key = _key_from_file_or_env(env, "PSEUDONYM_MASTER_KEY")
+    development = environment != "production"
+    rings = {"pseudonym": _key_ring(env, "PSEUDONYM_KEYS", instance, development),
+             "fingerprint": _key_ring(env, "FINGERPRINT_KEYS", instance, development),
+             "export": _key_ring(env, "EXPORT_KEYS", instance, development),
+             "chain": _key_ring(env, "CHAIN_KEYS", instance, development)}
+    token_secrets = tuple(_entries(env, "TOKEN_SECRETS", instance, development))
+    private_keys = tuple(_entries(env, "TOKEN_PRIVATE_KEYS", instance, development))
+    public_keys = tuple(_entries(env, "TOKEN_PUBLIC_KEYS", instance, development))
+    if not master_key and rings["pseudonym"]:
+        # The other kinds' derived rings, idempotency and the chain start from the oldest pseudonym key.
+        master_key = rings["pseudonym"][0][1].hex()
+    token_secret = token_secret or (token_secrets[-1][1] if token_secrets else "")
+    private_key, public_key = private_key or (private_keys[-1][1] if private_keys else ""), \
+        public_key or (public_keys[-1][1] if public_keys else "")
 
     if environment == "production":
         missing = []
-        if algorithm == "HS256" and len(token_secret) < 32:
+        if algorithm == "HS256" and min((len(s) for _, s in token_secrets), default=len(token_secret)) < 32:
             missing.append("TOKEN_SECRET (at least 32 characters)")
         if algorithm != "HS256" and not (private_key and public_key):
             missing.append("TOKEN_PRIVATE_KEY and TOKEN_PUBLIC_KEY")
@@ -172,7 +332,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigurationError("PSEUDONYM_MASTER_KEY must be hexadecimal") from exc
 
     default_db = f"sqlite:///{instance / 'risk-register.sqlite3'}"
-    return Settings(
+    settings = Settings(
         environment=environment,
         instance_path=instance,
         database_url=env.get("DATABASE_URL", default_db),
@@ -199,4 +359,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         dominance_n=_number(env, "DISCLOSURE_DOMINANCE_N", 2),
         dominance_share=_share(env, "DISCLOSURE_DOMINANCE_SHARE", 0.75),
         clock_start=_clock_start(env, environment),
+        pseudonym_key_ring=rings["pseudonym"],
+        fingerprint_key_ring=rings["fingerprint"],
+        export_key_ring=rings["export"],
+        chain_key_ring=rings["chain"],
+        active_versions=_active_versions(env),
+        token_secret_ring=token_secrets,
+        token_private_key_ring=private_keys,
+        token_public_key_ring=public_keys,
+        token_active_kid=env.get("TOKEN_ACTIVE_KID", ""),
     )
+    try:
+        settings.check_key_rings()
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"key rings: {exc}") from None
+    return settings

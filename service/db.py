@@ -117,7 +117,9 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         # A request takes the write lock up front (most write at least an access event): SQLite refuses, without
         # waiting, to upgrade a read transaction whose snapshot another writer has overtaken.
-        immediate = has_request_context() and not g.get("long_read")
+        # A writer outside a request (a key re-keying batch) asks for the same with execution option `immediate`.
+        immediate = (has_request_context() and not g.get("long_read")) \
+            or connection.get_execution_options().get("immediate", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 

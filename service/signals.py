@@ -14,3 +14,11 @@ Incidents were recorded, corrected, retracted or purged. Sent with the session o
 the change; `municipalities` may give the municipality of locations the sender has just read. Receivers write in
 the same transaction: what they do commits or rolls back with the change.
 """)
+
+pseudonyms_rekeyed = _signals.signal("pseudonyms-rekeyed", doc="""
+Stored resident pseudonyms moved to a new key version (`risk-register keys rekey`). Sent with the session as sender,
+`renames`: {old pseudonym: new pseudonym}, and `residents`: their incidents as counted before the change. Each
+resident moves whole (every incident of theirs, in this transaction), and none was stored under the new form before.
+A re-keyed pseudonym keeps its contributor seed, so nothing counted changes: receivers rename what they keep per
+resident, in the same transaction.
+""")

@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"guidance"},
     {"incidents"},
     {"stats", "exports"},
+    {"keys"},
     {"__init__", "cli", "demo", "retention", "housekeeping", "operations", "ratelimit", "docs", "dashboard", "wsgi",
      "gunicorn", "models", "migrations"},
 ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import hashlib
 import hmac
 import json
 import uuid
@@ -20,7 +19,7 @@ from sqlalchemy import ColumnElement, true
 
 from service.auth.models import Role
 from service.auth.service import NATIONAL, token_refused
-from service.config import Settings
+from service.config import Settings, TokenKeys
 from service.db import db
 from service.http import problem, view_handler
 
@@ -139,18 +138,27 @@ def _refused(_header: dict[str, Any], claims: dict[str, Any]) -> bool:
     return token_refused(db.session, str(claims.get("jti", "")), str(claims.get("sub", "")))
 
 
-def key_id(public_key_pem: str) -> str:
-    return hashlib.sha256(public_key_pem.encode()).hexdigest()[:16]
-
-
 def jwks(settings: Settings) -> dict[str, list[dict[str, Any]]]:
-    """The public signing keys (empty for HS256, whose key is a shared secret and never published)."""
+    """The public signing keys by kid, the active one and those whose tokens may still be valid (empty for
+    HS256, whose keys are shared secrets and never published)."""
     if settings.token_algorithm == "HS256":
         return {"keys": []}
     algorithm = jwt.get_algorithm_by_name(settings.token_algorithm)
-    key = json.loads(algorithm.to_jwk(algorithm.prepare_key(settings.token_public_key)))
-    return {"keys": [key | {"kid": key_id(settings.token_public_key), "use": "sig",
-                            "alg": settings.token_algorithm}]}
+    keys = []
+    for kid, public_key in settings.token_keys.verifying:
+        key = json.loads(algorithm.to_jwk(algorithm.prepare_key(public_key)))
+        keys.append(key | {"kid": kid, "use": "sig", "alg": settings.token_algorithm})
+    return {"keys": keys}
+
+
+def _verifying_key(keys: TokenKeys) -> Callable[[dict[str, Any], dict[str, Any]], str]:
+    def verifying_key(header: dict[str, Any], _claims: dict[str, Any]) -> str:
+        key = keys.verifying_key(header.get("kid"))
+        if key is None:  # a retired key, or one never ours: refused like a bad signature
+            raise jwt.InvalidTokenError("unknown signing key")
+        return key
+
+    return verifying_key
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -172,9 +180,11 @@ def init_app(app: Flask, settings: Settings) -> None:
     )
     app.before_request(authorize_request)
     manager = JWTManager(app)
-    if settings.token_algorithm != "HS256":
-        kid = key_id(settings.token_public_key)
-        manager.additional_headers_loader(lambda _identity: {"kid": kid})
+    # Several keys by kid (risk-register keys): the active one signs, every listed one verifies until retired.
+    keys = settings.token_keys
+    manager.encode_key_loader(lambda _identity: keys.signing_key)
+    manager.decode_key_loader(_verifying_key(keys))
+    manager.additional_headers_loader(lambda _identity: {"kid": keys.active})
     manager.token_in_blocklist_loader(_refused)
     manager.token_verification_loader(_claims_complete)
     manager.unauthorized_loader(lambda _reason: problem(

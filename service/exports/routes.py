@@ -28,9 +28,11 @@ HEADER = {"schema": {"type": "string"}}
 
 RESPONSE = {"200": {
     "description": "The rows, streamed. NDJSON ends with a {\"metadata\": {...}} line; CSV has a header line and "
-                   "joins lists with ';' inside their quoted cell. Both carry the filters, generation time and row "
-                   "count in headers.",
-    "headers": {"Export-Generated-At": HEADER, "Export-Row-Count": HEADER, "Export-Filters": HEADER},
+                   "joins lists with ';' inside their quoted cell. Both carry the filters, generation time, row "
+                   "count and the export and pseudonym key versions (exported pseudonyms compare only between "
+                   "exports of the same versions) in headers.",
+    "headers": {"Export-Generated-At": HEADER, "Export-Row-Count": HEADER, "Export-Filters": HEADER,
+                "Export-Key-Version": HEADER, "Pseudonym-Key-Version": HEADER},
     "content": {NDJSON: {"schema": ExportRow}, CSV: {"schema": {"type": "string", "description": (
         "RFC 4180 CSV with a UTF-8 byte order mark, every cell quoted and delimited by the `delimiter` parameter "
         "(`;` for Excel with Dutch settings), the columns of ExportRow in this order: " + ", ".join(service.COLUMNS)
@@ -63,8 +65,14 @@ class IncidentExport(MethodView):
             raise
         touched(count=count, filters={"from": first, "to": last})
         filters = {"from": first.label, "to": last.label}
-        metadata = {"generatedAt": generated_at.isoformat(), "filters": filters}
-        key = service.export_key(current_app.extensions["settings"].pseudonym_master_key)
+        settings = current_app.extensions["settings"]
+        exports, pseudonyms = settings.export_keys, settings.pseudonym_keys
+        # Exported pseudonyms compare between two exports only when both name the same versions (and no re-keying
+        # run was under way: each resident moves whole and an export reads one snapshot, so within one export a
+        # resident is one value, but rows not yet moved show their older pseudonym re-keyed).
+        metadata = {"generatedAt": generated_at.isoformat(), "filters": filters,
+                    "exportKeyVersion": exports.active, "pseudonymKeyVersion": pseudonyms.active}
+        key = service.export_key(exports[exports.active], exports.active)
         media = request.accept_mimetypes.best_match([NDJSON, CSV]) or NDJSON
 
         def rows() -> Iterator[str]:
@@ -77,5 +85,6 @@ class IncidentExport(MethodView):
         return Response(stream_with_context(rows()), mimetype=media, headers={
             "Export-Generated-At": metadata["generatedAt"], "Export-Row-Count": str(count),
             "Export-Filters": json.dumps(filters, separators=(",", ":")),
+            "Export-Key-Version": str(exports.active), "Pseudonym-Key-Version": str(pseudonyms.active),
             "Content-Disposition": f'attachment; filename="incidents-{first.label}-{last.label}.'
                                    f'{"ndjson" if media == NDJSON else "csv"}"'})

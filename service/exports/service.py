@@ -60,9 +60,11 @@ EXPORTED = tuple(_exported_column(name) for name in FIELDS)
 
 
 @functools.cache
-def export_key(master_key: bytes) -> bytes:
-    """The export domain's key: pseudonyms re-keyed with it cannot be joined to a copy of the database."""
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"export-pseudonym/v1").derive(master_key)
+def export_key(master_key: bytes, version: int = 1) -> bytes:
+    """The export domain's key of one version of EXPORT_KEYS: pseudonyms re-keyed with it cannot be joined to a
+    copy of the database, nor to exports under another version."""
+    info = b"export-pseudonym/v%d" % version
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(master_key)
 
 
 def exported_incidents(caller: Caller, first: Period, last: Period, generated_at: dt.datetime) -> Select[Any]:

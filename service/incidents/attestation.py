@@ -92,8 +92,8 @@ def attest(session: Session, caller: Caller, keys: IdentityKeys, resident_ref: s
            issuer: str) -> tuple[dict[str, Any], list[uuid.UUID]]:
     """The statement (unsigned) of every signal the caller's institution recorded about this resident, in the order
     they occurred, and the ids it names."""
-    pseudonym = keys.resident(caller.institution_id, resident_ref)  # type: ignore[arg-type]
-    incidents = list(session.scalars(incidents_for(caller).where(Incident.resident_pseudonym == pseudonym)
+    forms = keys.residents(caller.institution_id, resident_ref).values()  # type: ignore[arg-type]
+    incidents = list(session.scalars(incidents_for(caller).where(Incident.resident_pseudonym.in_(forms))
                                      .order_by(Incident.occurred_at, Incident.id)))
     revisions, creations = _revisions(session, incidents), _creations(session, incidents)
     statement = {

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,18 +74,21 @@ def _hold(session: Session, client_id: uuid.UUID, hashed_key: str) -> None:
     # SQLite has a single writer: a second request waits for the first to commit, then replays its answer.
 
 
-def run_once(session: Session, client_id: uuid.UUID, hashed_key: str | None, fingerprint: str,
+def run_once(session: Session, client_id: uuid.UUID, hashed_keys: Sequence[str] | None, fingerprints: Sequence[str],
              work: Callable[[], tuple[int, Any]]) -> Outcome:
     """Do `work` once per (client, key): replay the stored response for the same request, refuse another.
 
-    `hashed_key` is the Idempotency-Key as `key_hash` keeps it (None: no key was sent)."""
-    if hashed_key is None:
+    `hashed_keys` is the Idempotency-Key as `key_hash` keeps it under every pseudonym key version (None: no key
+    was sent): the first (the active version) is stored, any is found, and the last (the oldest, which every host
+    has while a new key is deployed) is held. `fingerprints` is the request's hash under the same versions."""
+    if hashed_keys is None:
         status, body = work()
         return Outcome(status, json.dumps(body), replayed=False)
-    _hold(session, client_id, hashed_key)
-    stored = session.get(IdempotencyKey, (client_id, hashed_key))
+    _hold(session, client_id, hashed_keys[-1])
+    stored = session.scalars(select(IdempotencyKey).where(IdempotencyKey.client_id == client_id,
+                                                          IdempotencyKey.key_hash.in_(hashed_keys))).first()
     if stored is not None and stored.expires_at > clock.now():
-        if stored.request_hash != fingerprint:
+        if stored.request_hash not in fingerprints:
             raise Unprocessable("This Idempotency-Key was used for a different request; use a new key.")
         return Outcome(stored.response_status, stored.response_body, replayed=True)
     if stored is not None:
@@ -94,7 +97,7 @@ def run_once(session: Session, client_id: uuid.UUID, hashed_key: str | None, fin
     status, body = work()
     text = json.dumps(body)
     now = clock.now()
-    session.add(IdempotencyKey(client_id=client_id, key_hash=hashed_key, request_hash=fingerprint,
+    session.add(IdempotencyKey(client_id=client_id, key_hash=hashed_keys[0], request_hash=fingerprints[0],
                                response_status=status, response_body=text, created_at=now,
                                expires_at=now + KEPT_FOR))
     session.flush()

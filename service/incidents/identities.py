@@ -2,6 +2,11 @@
 
 Pure functions, no Flask and no database, so ingest, corrections and tests share one definition. Screening text for
 identifying data is `service.screening`, shared with the other domains.
+
+Keys rotate without the references (`risk-register keys rotate`): the value under the next key version is an HMAC
+of the value under the one before, so stored values are re-keyed where they lie, and a reference is brought to any
+version by the same chain from the oldest. A re-keyed pseudonym keeps its resident's contributor seed (two bytes:
+the record key and noise of statistics, `contributor_seed`) in front, so released figures do not move.
 """
 
 from __future__ import annotations
@@ -11,10 +16,15 @@ import hashlib
 import hmac
 import unicodedata
 import uuid
+from dataclasses import dataclass
 
 import phonenumbers
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from service.config import KeyRing, Settings
+
+SEED_HEX = 4  # a re-keyed pseudonym: 4 hex digits of contributor seed, a dot, 59 hex digits of HMAC (64 in all)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -44,6 +54,37 @@ def pseudonymise_resident(
     return hmac.new(key, normalised.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def contributor_seed(pseudonym: str) -> bytes:
+    """Return the two bytes statistics take from a resident (record key, noise), the same under every key
+    version: carried in front of a re-keyed pseudonym, else the start of SHA-256 of the first-version one."""
+    if len(pseudonym) == 64 and pseudonym[SEED_HEX] == ".":
+        return bytes.fromhex(pseudonym[:SEED_HEX])
+    return hashlib.sha256(pseudonym.encode("utf-8")).digest()[:2]
+
+
+def rekey_pseudonym(key: bytes, version: int, institution_id: uuid.UUID, pseudonym: str) -> str:
+    """Return a pseudonym of the version before `version` as it is under `version` (whose master key is `key`)."""
+    mac = hmac.new(derive_institution_key(key, version, institution_id), pseudonym.encode("utf-8"), hashlib.sha256)
+    return f"{contributor_seed(pseudonym).hex()}.{mac.hexdigest()[:64 - SEED_HEX - 1]}"
+
+
+def pseudonym_forms(ring: KeyRing, institution_id: uuid.UUID, resident_ref: str) -> dict[int, str]:
+    """Return the resident's pseudonym under every version of the ring: the oldest directly, then the chain."""
+    versions = list(ring)
+    value = pseudonymise_resident(ring[versions[0]], versions[0], institution_id, resident_ref)
+    forms = {versions[0]: value}
+    for version in versions[1:]:
+        value = forms[version] = rekey_pseudonym(ring[version], version, institution_id, value)
+    return forms
+
+
+def pseudonym_at(ring: KeyRing, institution_id: uuid.UUID, pseudonym: str, version: int) -> str:
+    """Return a stored pseudonym of `version` as it is under the ring's active version (the chain, no reference)."""
+    for later in (v for v in ring if version < v <= ring.active):
+        pseudonym = rekey_pseudonym(ring[later], later, institution_id, pseudonym)
+    return pseudonym
+
+
 def normalise_plate(value: str) -> str:
     """Return a vehicle plate as its letters and digits in upper case ("12-abc-3" -> "12ABC3")."""
     # NFKC folds look-alike forms (full-width digits); non-ASCII letters stay: German plates carry umlauts.
@@ -67,14 +108,25 @@ def normalise_phone(value: str) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _fingerprint_key(service_key: bytes) -> bytes:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"visitor-fingerprint/v1")
+def _fingerprint_key(service_key: bytes, version: int) -> bytes:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"visitor-fingerprint/v%d" % version)
     return hkdf.derive(service_key)
 
 
-def fingerprint(service_key: bytes, value: str) -> str:
-    """Return the hex HMAC-SHA256 of an already normalised value under the service-wide fingerprint key."""
-    return hmac.new(_fingerprint_key(service_key), value.encode("utf-8"), hashlib.sha256).hexdigest()
+def fingerprint(service_key: bytes, value: str, version: int = 1) -> str:
+    """Return the hex HMAC-SHA256 of an already normalised value (or, re-keying, of the fingerprint of the version
+    before) under the service-wide fingerprint key of that version."""
+    return hmac.new(_fingerprint_key(service_key, version), value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def fingerprint_forms(ring: KeyRing, normalised: str) -> dict[int, str]:
+    """Return a normalised plate's or phone number's fingerprint under every version of the ring."""
+    versions = list(ring)
+    value = fingerprint(ring[versions[0]], normalised, versions[0])
+    forms = {versions[0]: value}
+    for version in versions[1:]:
+        value = forms[version] = fingerprint(ring[version], value, version)
+    return forms
 
 
 def fingerprint_plate(service_key: bytes, raw: str) -> str:
@@ -85,3 +137,44 @@ def fingerprint_plate(service_key: bytes, raw: str) -> str:
 def fingerprint_phone(service_key: bytes, raw: str) -> str:
     """Normalise a phone number to E.164 and fingerprint it: "06 ..." and "+31 6 ..." give one fingerprint."""
     return fingerprint(service_key, normalise_phone(raw))
+
+
+def fingerprint_at(ring: KeyRing, value: str, version: int, to: int | None = None) -> str:
+    """Return a fingerprint of `version` as it is under version `to` (default: the ring's active one), if later."""
+    for later in (v for v in ring if version < v <= (ring.active if to is None else to)):
+        value = fingerprint(ring[later], value, later)
+    return value
+
+
+@dataclass(frozen=True)
+class IdentityKeys:
+    """The keys that turn identities into pseudonyms and fingerprints: a master key at one version, or the rings
+    of every version (`risk-register keys`), whose active version writes and whose every version is read."""
+
+    master: bytes
+    version: int
+    pseudonym_ring: KeyRing | None = None
+    fingerprint_ring: KeyRing | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IdentityKeys:
+        pseudonyms = settings.pseudonym_keys
+        return cls(pseudonyms[pseudonyms.active], pseudonyms.active, pseudonyms, settings.fingerprint_keys)
+
+    @property
+    def pseudonyms(self) -> KeyRing:
+        return self.pseudonym_ring or KeyRing(((self.version, self.master),), self.version)
+
+    @property
+    def fingerprints(self) -> KeyRing:
+        return self.fingerprint_ring or KeyRing(((1, self.master),), 1)
+
+    def residents(self, institution_id: uuid.UUID, resident_ref: str) -> dict[int, str]:
+        """The resident's pseudonym under every key version (a lookup matches any: re-keying may be under way)."""
+        return pseudonym_forms(self.pseudonyms, institution_id, resident_ref)
+
+    def resident(self, institution_id: uuid.UUID, resident_ref: str) -> str:
+        return self.residents(institution_id, resident_ref)[self.pseudonyms.active]
+
+    def fingerprint(self, normalised: str) -> str:
+        return fingerprint_forms(self.fingerprints, normalised)[self.fingerprints.active]

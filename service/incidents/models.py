@@ -40,7 +40,7 @@ class Incident(Base):
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=clock.now)
     resident_pseudonym: Mapped[str | None] = mapped_column(String(64))
-    resident_key_version: Mapped[int | None] = mapped_column(SmallInteger)
+    resident_key_version: Mapped[int | None] = mapped_column(SmallInteger, index=True)
     resident_age_band: Mapped[str] = mapped_column(String(20))
     indicators: Mapped[list[str]] = mapped_column(JSON, default=list)
     note: Mapped[str | None] = mapped_column(Text)
@@ -54,6 +54,7 @@ class Incident(Base):
     visitor_relation_claimed: Mapped[str | None] = mapped_column(String(40))
     visitor_plate_fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)
     visitor_phone_fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)
+    visitor_fingerprint_key_version: Mapped[int | None] = mapped_column(SmallInteger, index=True)
 
     meldcode_step: Mapped[int | None] = mapped_column(SmallInteger)
     reported_to: Mapped[list[str]] = mapped_column(JSON, default=list)

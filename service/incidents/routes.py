@@ -67,7 +67,9 @@ def idempotent(view: Callable[..., tuple[list[Incident], Any]]) -> Callable[...,
 
     @functools.wraps(view)
     def once(self: Any, headers: dict[str, Any], data: dict[str, Any]) -> Response:
-        caller, master_key = current_caller(), current_app.extensions["settings"].pseudonym_master_key
+        caller, ring = current_caller(), current_app.extensions["settings"].pseudonym_keys
+        # Active version first, oldest last (see run_once): replays survive a key rotation.
+        versions = [ring.active, *(v for v in ring if v not in (ring.active, ring.oldest)), ring.oldest]
         recorded: list[Incident] = []
 
         def work() -> tuple[int, Any]:
@@ -77,10 +79,10 @@ def idempotent(view: Callable[..., tuple[list[Incident], Any]]) -> Callable[...,
 
         key = headers.get("idempotency_key")
         # Only a keyed request is ever compared with another: unkeyed ones need no (keyed) hash of their body.
-        fingerprint = "" if key is None else request_hash(
-            request_hash_key(master_key), request.method, request.path, request.get_json())
-        outcome = run_once(db.session, caller.client_id, None if key is None else key_hash(master_key, key),
-                           fingerprint, work)
+        fingerprints = [] if key is None else [request_hash(
+            request_hash_key(ring[v]), request.method, request.path, request.get_json()) for v in versions]
+        outcome = run_once(db.session, caller.client_id,
+                           None if key is None else [key_hash(ring[v], key) for v in versions], fingerprints, work)
         response = current_app.response_class(outcome.body, status=outcome.status, mimetype="application/json")
         if recorded:
             created = [{"id": incident.id, "version": incident.version} for incident in recorded]

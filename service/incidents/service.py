@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from service import clock
 from service.auth.access import Caller
-from service.config import Settings
+from service.config import KeyRing
 from service.db import bulk_insert, bulk_rows
 from service.errors import (
     Conflict,
@@ -32,7 +32,7 @@ from service.errors import (
     field_errors,
 )
 from service.guidance.service import Adviser, Signal, adviser_of_institution
-from service.incidents.identities import fingerprint_phone, fingerprint_plate, pseudonymise_resident
+from service.incidents.identities import IdentityKeys, fingerprint_at, normalise_phone, normalise_plate
 from service.incidents.models import Counted, Incident, Revision, Status
 from service.incidents.rules import incident_errors
 from service.registry.models import Location
@@ -55,19 +55,27 @@ HIDDEN = {"residentRef": "resident_pseudonym", "visitor/vehiclePlate": "visitor_
           "visitor/phoneNumber": "visitor_phone_fingerprint", "note": "note"}
 
 
-@dataclass(frozen=True)
-class IdentityKeys:
-    """The keys that turn identities into pseudonyms and fingerprints."""
+def _stored_residents(session: Session, institution_id: uuid.UUID, references: set[str],
+                      keys: IdentityKeys) -> dict[str, tuple[str, int]]:
+    """The pseudonym (and its key version) to write for each resident reference: the form the resident already
+    has in the register, so that a re-keying run never finds one resident under two versions; else the active one.
 
-    master: bytes
-    version: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> IdentityKeys:
-        return cls(settings.pseudonym_master_key, settings.pseudonym_key_version)
-
-    def resident(self, institution_id: uuid.UUID, resident_ref: str) -> str:
-        return pseudonymise_resident(self.master, self.version, institution_id, resident_ref)
+    The residents' incidents stay locked (FOR KEY SHARE) until the write commits: a re-keying batch that takes
+    them waits for it, and one that holds them makes this wait, then read the re-keyed form."""
+    ring = keys.pseudonyms
+    if len(ring) == 1:
+        return {ref: (keys.resident(institution_id, ref), ring.active) for ref in references}
+    every = {ref: keys.residents(institution_id, ref) for ref in references}
+    chosen = {ref: (forms[ring.active], ring.active) for ref, forms in every.items()}
+    # Only other versions' forms need finding: a resident found under none is written under the active one.
+    forms = {value: (ref, version) for ref in references
+             for version, value in every[ref].items() if version != ring.active}
+    stmt = select(Incident.resident_pseudonym).where(Incident.institution_id == institution_id,
+                                                     Incident.resident_pseudonym.in_(forms)).order_by(Incident.id)
+    for value in session.scalars(stmt.with_for_update(read=True, key_share=True)):
+        ref, version = forms[value]  # type: ignore[index]
+        chosen[ref] = (value, version)  # type: ignore[assignment]
+    return chosen
 
 
 LIST_ORDER = (Incident.recorded_at, Incident.id)  # the order lists page in: as recorded
@@ -111,12 +119,14 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return None if value is None else value.astimezone(dt.UTC)
 
 
-def _columns(values: Mapping[str, Any], keys: IdentityKeys, institution_id: uuid.UUID) -> dict[str, Any]:
-    """Column values for validated (snake_case) input; identities become pseudonyms and fingerprints here."""
+def _columns(values: Mapping[str, Any], keys: IdentityKeys,
+             residents: Mapping[str, tuple[str, int]]) -> dict[str, Any]:
+    """Column values for validated (snake_case) input; identities become pseudonyms (as `_stored_residents`
+    chose them) and fingerprints here."""
     absence = values.get("absence") or {}
     visitor = values.get("visitor") or {}
     follow_up = values.get("follow_up") or {}
-    resident_ref = values.get("resident_ref")
+    resident = residents[values["resident_ref"]] if values.get("resident_ref") else (None, None)
     plate, phone = visitor.get("vehicle_plate"), visitor.get("phone_number")
     return {
         "client_reference": values["client_reference"],
@@ -124,8 +134,8 @@ def _columns(values: Mapping[str, Any], keys: IdentityKeys, institution_id: uuid
         "kind": values["kind"],
         "exploitation_type": values["exploitation_type"],
         "occurred_at": _utc(values["occurred_at"]),
-        "resident_pseudonym": keys.resident(institution_id, resident_ref) if resident_ref else None,
-        "resident_key_version": keys.version if resident_ref else None,
+        "resident_pseudonym": resident[0],
+        "resident_key_version": resident[1],
         "resident_age_band": values.get("resident_age_band") or "unknown",
         "indicators": list(values.get("indicators") or []),
         "note": values.get("note"),
@@ -135,8 +145,9 @@ def _columns(values: Mapping[str, Any], keys: IdentityKeys, institution_id: uuid
         "absence_reported_missing_to_police": absence.get("reported_missing_to_police"),
         "visitor_estimated_age_band": visitor.get("estimated_age_band"),
         "visitor_relation_claimed": visitor.get("relation_claimed"),
-        "visitor_plate_fingerprint": fingerprint_plate(keys.master, plate) if plate else None,
-        "visitor_phone_fingerprint": fingerprint_phone(keys.master, phone) if phone else None,
+        "visitor_plate_fingerprint": keys.fingerprint(normalise_plate(plate)) if plate else None,
+        "visitor_phone_fingerprint": keys.fingerprint(normalise_phone(phone)) if phone else None,
+        "visitor_fingerprint_key_version": keys.fingerprints.active if plate or phone else None,
         "meldcode_step": follow_up.get("meldcode_step"),
         "reported_to": list(follow_up.get("reported_to") or []),
         "reported_at": _utc(follow_up.get("reported_at")),
@@ -222,9 +233,11 @@ def record_incidents(session: Session, caller: Caller, items: Sequence[Mapping[s
     references = [item["client_reference"] for item in items]
     _check_repeats(references, pointer)
     now, version = clock.now(), load_taxonomy().version
+    residents = _stored_residents(session, caller.institution_id,
+                                  {item["resident_ref"] for item in items if item.get("resident_ref")}, keys)
     rows = [{"id": uuid.uuid4(), "institution_id": caller.institution_id, "recorded_at": now,
              "status": Status.ACTIVE, "version": 1, "taxonomy_version": version,
-             "record_key": secrets.randbelow(256), "retracted_at": None, **_columns(item, keys, caller.institution_id)}
+             "record_key": secrets.randbelow(256), "retracted_at": None, **_columns(item, keys, residents)}
             for item in items]
     dialect = session.get_bind().dialect
     try:
@@ -271,7 +284,8 @@ def matching_incidents(caller: Caller, keys: IdentityKeys, *, resident_ref: str 
     if occurred_to is not None:
         stmt = stmt.where(Incident.occurred_at < occurred_to)
     if resident_ref is not None:
-        stmt = stmt.where(Incident.resident_pseudonym == keys.resident(caller.institution_id, resident_ref))  # type: ignore[arg-type]
+        # Every key version's form: rows still at an older version while a re-keying run goes on are found too.
+        stmt = stmt.where(Incident.resident_pseudonym.in_(keys.residents(caller.institution_id, resident_ref).values()))
     return stmt
 
 
@@ -321,6 +335,28 @@ def _shown(value: Any) -> Any:
     return str(value) if isinstance(value, uuid.UUID) else value
 
 
+FINGERPRINT_COLUMNS = ("visitor_plate_fingerprint", "visitor_phone_fingerprint")
+
+
+def _align_fingerprints(columns: dict[str, Any], kept: Mapping[str, bool], stored: int | None,
+                        ring: KeyRing) -> None:
+    """Give a corrected row's fingerprints one key version: kept ones stay where they are unless a new one joins
+    them; then both go to the later of the two versions (the stored one may be later than the active one while a
+    new key reaches every host)."""
+    held = [c for c in FINGERPRINT_COLUMNS if kept[c] and columns[c] is not None]
+    new = [c for c in FINGERPRINT_COLUMNS if not kept[c] and columns[c] is not None]
+    if not new:
+        columns["visitor_fingerprint_key_version"] = stored if held else None
+        return
+    if held and stored is not None:
+        target = max(stored, ring.active)
+        for column in held:
+            columns[column] = fingerprint_at(ring, columns[column], stored, target)
+        for column in new:
+            columns[column] = fingerprint_at(ring, columns[column], ring.active, target)
+        columns["visitor_fingerprint_key_version"] = target
+
+
 def correct_incident(session: Session, caller: Caller, incident_id: uuid.UUID, patch: Mapping[str, Any],
                      keys: IdentityKeys, *, if_match: str | None) -> Incident:
     """Apply a correction as a new version with a revision; the corrected whole must pass every rule again."""
@@ -338,7 +374,9 @@ def correct_incident(session: Session, caller: Caller, incident_id: uuid.UUID, p
     if merged["client_reference"] != incident.client_reference:
         _check_client_references(session, caller, [merged["client_reference"]], lambda _i, field: f"/{field}")
 
-    columns = _columns(merged, keys, caller.institution_id)
+    resident_ref = merged.get("resident_ref")
+    columns = _columns(merged, keys, _stored_residents(session, caller.institution_id, {resident_ref}, keys)
+                       if resident_ref else {})
     # Identities are not in `merged`: keep the stored ones unless the patch names them (null clears).
     visitor_patch = changes.get("visitor", {})
     kept = {"resident_pseudonym": "resident_ref" not in changes,
@@ -349,6 +387,7 @@ def correct_incident(session: Session, caller: Caller, incident_id: uuid.UUID, p
             columns[column] = getattr(incident, column)
     if kept["resident_pseudonym"]:
         columns["resident_key_version"] = incident.resident_key_version
+    _align_fingerprints(columns, kept, incident.visitor_fingerprint_key_version, keys.fingerprints)
 
     diff: dict[str, Any] = {}
     for field, column in SHOWN.items():

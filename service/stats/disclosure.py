@@ -25,7 +25,6 @@ Nothing here touches Flask or the database.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,6 +32,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from importlib import resources
 from typing import Any
+
+from service.incidents.identities import contributor_seed
 
 KEY_SPACE = 256
 ROUNDING_BASE = 5
@@ -129,17 +130,20 @@ ZERO, SUPPRESSED = Cell(0, False), Cell(None, True)
 
 
 def _byte(identity: str, index: int) -> int:
-    return hashlib.sha256(identity.encode("utf-8")).digest()[index]
+    # The contributor's seed: kept through key rotations, so re-keying pseudonyms moves no released figure.
+    return contributor_seed(identity)[index]
 
 
 def resident_key(pseudonym: str) -> int:
-    """Return the resident's record key 0..255: the first byte of SHA-256 of its pseudonym, the same on every call."""
+    """Return the resident's record key 0..255: the first byte of its contributor seed (of SHA-256 of its
+    first-version pseudonym), the same on every call and under every key version."""
     return _byte(pseudonym, 0)
 
 
 def contributor_noise(identity: str) -> int:
-    """Return a contributor's noise per incident, 2h - 255 for h the second byte of SHA-256 of its identity (the
-    resident's pseudonym, or the incident's id): fixed, so the same contributor is blurred alike everywhere."""
+    """Return a contributor's noise per incident, 2h - 255 for h the second byte of its contributor seed (of
+    SHA-256 of the resident's first-version pseudonym, or of the incident's id): fixed, so the same contributor is
+    blurred alike everywhere, and under every key version."""
     return 2 * _byte(identity, 1) - NOISE_UNIT
 
 

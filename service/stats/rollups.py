@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, text, tuple_, update
+from sqlalchemy import bindparam, case, delete, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.db import bulk_insert, bulk_rows
+from service.incidents.identities import SEED_HEX
 from service.incidents.models import Counted, Incident, Status
 from service.periods import MONTH, UNIT_PERIOD_TYPES, WEEK, labels_of
 from service.registry.models import Location
@@ -242,17 +243,46 @@ def apply(session: Session, changes: Iterable[tuple[Counted, int]],
     counted = [(incident, sign) for incident, sign in changes if incident.active]
     if not counted:
         return
-    known = dict(municipalities or {})
-    if missing := {incident.location_id for incident, _ in counted} - known.keys():
-        known |= dict(session.execute(select(Location.id, Location.municipality_code).where(
-            Location.id.in_(missing))).all())
-    deltas = _deltas(counted, known)
+    deltas = _deltas(counted, _municipalities(session, [incident for incident, _ in counted], municipalities))
     _upsert(session, Rollup, deltas.cells)
     # Only a change that takes something away can leave a resident's row at zero: only then read them back.
     shrinks = any(sign < 0 for _, sign in counted)
     _forget_left(session, ResidentRollup,
                  _upsert(session, ResidentRollup, deltas.residents, returning=MEASURES if shrinks else ()))
     _write_summaries(session, deltas.units, deltas.unit_residents)
+
+
+def rename_residents(session: Session, renames: Mapping[str, str], residents: Sequence[Counted]) -> None:
+    """Rename residents' rows after their pseudonyms were re-keyed (the receiver of signals.pseudonyms_rekeyed;
+    `residents` are their incidents as counted before): counts, record keys and noise stay, as the contributor seed
+    does. Each row is found by its whole key, in sorted order, as writers lock rows."""
+    counted = [incident for incident in residents if incident.active and incident.resident_pseudonym in renames]
+    if not counted:
+        return
+    known = _municipalities(session, counted)
+    cells, units = set(), set()
+    for incident in counted:
+        labels = labels_of(incident.occurred_at)
+        cells |= {(*cell, incident.resident_pseudonym) for cell in _cells(incident, labels)}
+        units |= {(*unit, incident.resident_pseudonym)
+                  for unit in _units(incident, labels, known[incident.location_id])}
+    for table, keys in ((ResidentRollup, cells), (UnitResident, units)):
+        names = _columns(table)[0]
+        column = table.__table__.c
+        stmt = update(table.__table__).where(*[column[n] == bindparam(f"old_{n}") for n in names]) \
+            .values(resident_pseudonym=bindparam("new_pseudonym"))
+        session.execute(stmt, [{f"old_{n}": v for n, v in zip(names, key, strict=True)}
+                               | {"new_pseudonym": renames[key[-1]]} for key in sorted(keys, key=str)])
+
+
+def _municipalities(session: Session, counted: Sequence[Counted],
+                    given: Mapping[uuid.UUID, str] | None = None) -> dict[uuid.UUID, str]:
+    """The municipality of each counted incident's location: those given, the others looked up."""
+    known = dict(given or {})
+    if missing := {incident.location_id for incident in counted} - known.keys():
+        known |= dict(session.execute(select(Location.id, Location.municipality_code).where(
+            Location.id.in_(missing))).all())
+    return known
 
 
 def hold(session: Session, *, incidents: bool = False) -> None:
@@ -300,12 +330,19 @@ def rebuild(session: Session, chunk: int = 5000) -> int:
         session.expunge_all()
 
 
+def _seed_byte(identity: str, index: int) -> str:
+    """SQL for `disclosure._byte`: a byte of the contributor seed, carried by a re-keyed pseudonym or hashed."""
+    return (f"CASE WHEN length({identity}) = 64 AND substr({identity}, {SEED_HEX + 1}, 1) = '.' "
+            f"THEN get_byte(decode(substr({identity}, 1, {SEED_HEX}), 'hex'), {index}) "
+            f"ELSE get_byte(sha256(convert_to({identity}, 'UTF8')), {index}) END")
+
+
 # The rebuild on PostgreSQL. `counted` is every active incident with its local period labels and the measures it
 # counts in (as Counted.of); the statements fill the four tables as `apply` would, summed in one pass each.
-_COUNTED = """
+_COUNTED = f"""
 WITH local AS (
     SELECT i.*, l.municipality_code, i.occurred_at AT TIME ZONE 'Europe/Amsterdam' AS moment,
-           2 * get_byte(sha256(convert_to(coalesce(i.resident_pseudonym, i.id::text), 'UTF8')), 1) - 255 AS noise
+           2 * {_seed_byte("coalesce(i.resident_pseudonym, i.id::text)", 1)} - 255 AS noise
     FROM incident i JOIN location l ON l.id = i.location_id WHERE i.status = 'active'
 ), counted AS (
     SELECT *, 1 AS incidents,
@@ -314,7 +351,7 @@ WITH local AS (
            CASE WHEN json_typeof(reported_to) = 'array' AND json_array_length(reported_to) > 0 THEN 1 ELSE 0 END
                AS reported
     FROM local
-)"""
+)"""  # noqa: S608 - fixed fragments only
 _CELLS = """
 CROSS JOIN LATERAL (VALUES ('week', to_char(moment, 'IYYY-"W"IW')), ('month', to_char(moment, 'YYYY-MM')))
     AS b(grain, period)"""
@@ -358,8 +395,8 @@ _REBUILD = (  # fixed fragments only: nothing from input is formatted into them
         SELECT p.period_type, p.period, u.level, u.unit, u.municipality AS municipality_code, {_SUMS}
         FROM counted {_UNITS} GROUP BY 1, 2, 3, 4, 5
     ), ranked AS (
-        SELECT *, get_byte(sha256(convert_to(resident_pseudonym, 'UTF8')), 0) AS resident_key,
-               2 * get_byte(sha256(convert_to(resident_pseudonym, 'UTF8')), 1) - 255 AS resident_noise, {_RANKS}
+        SELECT *, {_seed_byte("resident_pseudonym", 0)} AS resident_key,
+               2 * {_seed_byte("resident_pseudonym", 1)} - 255 AS resident_noise, {_RANKS}
         FROM unit_resident
     ), residents AS (
         SELECT period_type, period, level, unit, municipality_code, count(*) AS residents,
