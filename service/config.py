@@ -39,6 +39,8 @@ class Settings:
     token_audience: str = "urn:risk-register:api"
     pseudonym_master_key: bytes = b""
     pseudonym_key_version: int = 1
+    chain_keys: tuple[tuple[int, bytes], ...] = ()  # CHAIN_KEYS; empty: one key derived from the master key
+    seal_interval_seconds: float = 0.25
     max_body_bytes: int = 2 * 1024 * 1024
     log_level: str = "INFO"
     log_format: str = "text"
@@ -81,6 +83,25 @@ def _share(environ: Mapping[str, str], name: str, default: float) -> float:
         return float(environ.get(name, str(default)))
     except ValueError:
         raise ConfigurationError(f"{name} must be a number such as 0.75") from None
+
+
+def parse_chain_keys(text: str) -> tuple[tuple[int, bytes], ...]:
+    """CHAIN_KEYS, `version:hex,version:hex,...`: the access log's chain keys, oldest first, the last one active.
+    Versions rise; every key is at least 32 bytes. Empty text gives an empty ring (the default key applies)."""
+    ring: list[tuple[int, bytes]] = []
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        version, _, hexkey = entry.partition(":")
+        try:
+            key = bytes.fromhex(hexkey)
+            number = int(version)
+        except ValueError:
+            raise ConfigurationError("CHAIN_KEYS must read version:hex,version:hex,...") from None
+        if len(key) < 32 or number < 1:
+            raise ConfigurationError("CHAIN_KEYS: every version is at least 1 and every key 32 bytes or more")
+        if ring and number <= ring[-1][0]:
+            raise ConfigurationError("CHAIN_KEYS: list the versions oldest first, each higher than the one before")
+        ring.append((number, key))
+    return tuple(ring)
 
 
 def _clock_start(environ: Mapping[str, str], environment: str) -> dt.datetime | None:
@@ -184,6 +205,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         token_audience=env.get("TOKEN_AUDIENCE", "urn:risk-register:api"),
         pseudonym_master_key=master_key_bytes,
         pseudonym_key_version=_number(env, "PSEUDONYM_KEY_VERSION", 1),
+        chain_keys=parse_chain_keys(_key_from_file_or_env(env, "CHAIN_KEYS")),
+        seal_interval_seconds=_share(env, "AUDIT_SEAL_INTERVAL", 0.25),
         max_body_bytes=_number(env, "MAX_BODY_BYTES", 2 * 1024 * 1024),
         log_level=log_level(env),
         log_format=log_format(env),

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from service import clock
+from service.audit.chain import canonical
 from service.audit.models import AccessEvent
-from service.audit.service import canonical
 from service.auth.models import ApiClient, Role
 from service.config import Settings
 from service.incidents.idempotency import key_hash

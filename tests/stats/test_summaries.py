@@ -224,7 +224,7 @@ def _replay(session: Any, spread: list[Any], steps: list[Any]) -> None:
             incident = session.get(Incident, active[step[1] % len(active)])
             retract_incident(session, caller_of(incident.institution_id), incident.id, REASON)
         elif step[0] == "purge":
-            purge(session, b"a" * 32, years=1, now=dt.datetime(2027, 1, 1, 0, 30, tzinfo=dt.UTC))
+            purge(session, years=1, now=dt.datetime(2027, 1, 1, 0, 30, tzinfo=dt.UTC))
             recorded = [i for i in recorded if session.get(Incident, i) is not None]
 
 
