@@ -6,6 +6,8 @@ import datetime as dt
 import itertools
 from typing import Any
 
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from service.audit.chain import ChainKeys, seal
@@ -47,3 +49,11 @@ def seal_access_log(session: Session, keys: ChainKeys) -> int:
     while sealed := seal(session, keys):
         total += sealed
     return total
+
+
+def as_table_owner(session: Session | Connection) -> None:
+    """Act, for the rest of this transaction, as the database owner who switches off the trigger that keeps access
+    events unchanged (PostgreSQL; the tests connect as a superuser): tampering behind the service's back."""
+    dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
+    if dialect.name == "postgresql":
+        session.execute(text("SET LOCAL session_replication_role = replica"))

@@ -29,7 +29,7 @@ from service.audit.service import EventType, append_event
 from service.auth.access import Caller
 from service.auth.models import Role
 from service.db import db
-from tests.factories import seal_access_log
+from tests.factories import as_table_owner, seal_access_log
 
 EVENTS = 5
 TABLE = AccessEvent.__table__
@@ -47,10 +47,8 @@ def key(app: Flask) -> ChainKeys:
 
 @pytest.fixture
 def connection(connection: Connection) -> Connection:
-    """The test's connection, acting as the database's owner behind the service's back: on PostgreSQL the owner
-    can switch off the trigger that keeps sealed events unchanged (it is superuser here)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SET LOCAL session_replication_role = replica"))
+    """The test's connection, acting as the database's owner behind the service's back."""
+    as_table_owner(connection)
     return connection
 
 

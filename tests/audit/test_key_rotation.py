@@ -19,7 +19,7 @@ from service.audit.service import EventType, append_event
 from service.config import ConfigurationError, Settings, parse_chain_keys
 from service.db import db
 from service.errors import Conflict
-from tests.factories import seal_access_log
+from tests.factories import as_table_owner, seal_access_log
 
 OLD, NEW = secrets.token_bytes(32), secrets.token_bytes(32)
 BEFORE, AFTER = ChainKeys({1: OLD}), ChainKeys({1: OLD, 2: NEW})
@@ -99,6 +99,7 @@ def test_the_old_key_is_refused_after_the_handover(session: Session, rotated: Ac
 
 
 def test_a_handover_stripped_of_its_new_signature_is_found(session: Session, rotated: AccessEvent) -> None:
+    as_table_owner(session)
     session.get(AccessEvent, rotated.seq).handover_hash = None  # type: ignore[union-attr]
     session.flush()
 
