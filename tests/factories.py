@@ -10,7 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from service.audit.chain import ChainKeys, seal
+from service.audit.chain import seal
+from service.audit.keys import ChainKeys
 from service.auth import service as auth_service
 from service.auth.models import ApiClient, Role
 from service.registry.models import Capacity, Institution, Location, Sector, Setting

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from service import clock, create_app
 from service.audit.chain import verify_chain
+from service.audit.keys import ChainKeys
 from service.audit.models import AccessEvent
 from service.auth.access import Caller
 from service.auth.models import RevokedToken, Role
@@ -133,7 +134,7 @@ def test_the_purge_removes_what_has_expired_and_keeps_the_rest(
     assert before["incidents"] == seeded.incident_ids(seeded.expired | seeded.kept)
     assert len(before["revisions"]) == 3
 
-    purged = purge(session, years=YEARS)
+    purged = purge(session, app.extensions["chain_keys"], years=YEARS)
 
     after = state(session, seeded)
     assert purged == Purged(incidents=5, revisions=2, idempotency_keys=1, revoked_tokens=1)
@@ -147,7 +148,7 @@ def test_the_purge_removes_what_has_expired_and_keeps_the_rest(
 def test_statistics_after_a_purge_equal_a_rebuild(app: Flask, session: Session, seeded: Seeded) -> None:
     assert rollups(session)["resident_rollup"]  # the seeded residents are counted
 
-    purge(session, years=YEARS)
+    purge(session, app.extensions["chain_keys"], years=YEARS)
     incremental = rollups(session)
     counted = rebuild(session)
 
@@ -160,7 +161,7 @@ def test_the_purge_is_logged_with_its_counts_and_keeps_the_chain_valid(
     keys = app.extensions["chain_keys"]
     events = state(session, seeded)["events"]
 
-    purge(session, years=YEARS)
+    purge(session, app.extensions["chain_keys"], years=YEARS)
     assert seal_access_log(session, keys) >= 1
 
     session.expire_all()
@@ -181,7 +182,7 @@ def test_a_dry_run_changes_nothing_and_counts_the_incidents_and_revisions(
         app: Flask, session: Session, seeded: Seeded) -> None:
     before = state(session, seeded)
 
-    counted = purge(session, years=YEARS, dry_run=True)
+    counted = purge(session, app.extensions["chain_keys"], years=YEARS, dry_run=True)
 
     assert (counted.incidents, counted.revisions) == (5, 2)
     assert state(session, seeded) == before  # the access log included: a dry run writes no event
@@ -189,13 +190,13 @@ def test_a_dry_run_changes_nothing_and_counts_the_incidents_and_revisions(
 
 def test_a_dry_run_counts_the_expired_keys_and_revocations_too(
         app: Flask, session: Session, seeded: Seeded) -> None:
-    counted = purge(session, years=YEARS, dry_run=True)
+    counted = purge(session, app.extensions["chain_keys"], years=YEARS, dry_run=True)
 
     assert counted == Purged(incidents=5, revisions=2, idempotency_keys=1, revoked_tokens=1)
 
 
 def test_nothing_to_purge_is_still_logged(app: Flask, session: Session) -> None:
-    purged = purge(session, years=YEARS,
+    purged = purge(session, app.extensions["chain_keys"], years=YEARS,
                    now=dt.datetime(2001, 1, 1, tzinfo=dt.UTC))
 
     assert (purged.incidents, purged.revisions) == (0, 0)
@@ -262,7 +263,7 @@ def test_nothing_of_a_purged_resident_remains_in_the_rollups(app: Flask, session
         Incident.id.in_(seeded.incident_ids(seeded.kept)))) if p}
     assert purged - kept, "the seed must have a resident who only appears in purged incidents"
 
-    purge(session, years=YEARS)
+    purge(session, app.extensions["chain_keys"], years=YEARS)
 
     remaining = set(session.scalars(select(ResidentRollup.resident_pseudonym)))
     assert not (purged - kept) & remaining
@@ -320,7 +321,7 @@ def test_a_purge_and_a_concurrent_write_to_the_same_rollups_both_commit(committi
                                            for r in (low, high)], KEYS, batch=True)
 
     threads = [threading.Thread(target=run, name="purge", args=("purge", lambda s: purge(
-                   s, years=7, now=dt.datetime(2026, 6, 1, tzinfo=dt.UTC)))),
+                   s, ChainKeys({1: b"a" * 32}), years=7, now=dt.datetime(2026, 6, 1, tzinfo=dt.UTC)))),
                threading.Thread(target=run, args=("write", write))]
     for thread in threads:
         thread.start()

@@ -4,7 +4,8 @@ A request used to take one advisory lock for the whole deployment, read the chai
 so every audited request of every host waited for that lock. Requests now insert their event unlinked; a sealer
 links committed events afterwards (service/audit/chain.py). The sealing columns are nullable, `chain_seq` orders the
 chain, `key_version` names the chain key (a handover event also carries `handover_hash`, signed by the new key),
-and `sealed_at` measures the sealer's lag. The events already in the chain keep their place (chain_seq = seq) under
+and `sealed_at` measures the sealer's lag. The request signs each new event's content (`mac`, under chain key
+`mac_version`), so an event inserted by anyone without the key is found once sealed. The events already in the chain keep their place (chain_seq = seq) under
 key version 1, the key they were signed with.
 
 On PostgreSQL a trigger refuses any change to a sealed event and any change but sealing to an unsealed one: for
@@ -27,7 +28,7 @@ branch_labels = None
 depends_on = None
 
 CONTENT = ("seq", "occurred_at", "event_type", "client_id", "role", "acted_for", "municipality_code", "route",
-           "records::text", "record_count", "filters::text", "outcome", "request_id")
+           "records::text", "record_count", "filters::text", "outcome", "request_id", "mac", "mac_version")
 
 SEAL_ONLY = f"""
 CREATE FUNCTION access_event_seal_only() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -48,6 +49,8 @@ CREATE TRIGGER access_event_seal_only BEFORE UPDATE ON access_event
 
 def upgrade() -> None:
     with op.batch_alter_table('access_event', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('mac', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('mac_version', sa.SmallInteger(), nullable=True))
         batch_op.add_column(sa.Column('chain_seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'),
                                       nullable=True))
         batch_op.add_column(sa.Column('key_version', sa.SmallInteger(), nullable=True))
@@ -80,3 +83,5 @@ def downgrade() -> None:
         batch_op.drop_column('handover_hash')
         batch_op.drop_column('key_version')
         batch_op.drop_column('chain_seq')
+        batch_op.drop_column('mac_version')
+        batch_op.drop_column('mac')

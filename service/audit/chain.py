@@ -21,66 +21,22 @@ there on uses the new key. Verification walks across the handover and refuses a 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service import clock
+from service.audit.keys import ChainKeys, content_mac, digest
 from service.audit.models import AccessEvent
 from service.audit.service import EventType, append_event
-from service.config import Settings
 from service.errors import Conflict
 
 GENESIS = "0" * 64
 SEAL_LOCK = 0x52525F5345414C  # "RR_SEAL": held by the one sealer at work, never by a request
 SEAL_BATCH = 2000
 SEALING_COLUMNS = ("chain_seq", "prev_hash", "hash", "key_version", "handover_hash", "sealed_at")
-
-
-def chain_key(master_key: bytes) -> bytes:
-    """Key version 1 when CHAIN_KEYS is not set: derived from the master key that lives outside the database."""
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"access-log-chain/v1").derive(master_key)
-
-
-@dataclass(frozen=True)
-class ChainKeys:
-    """The chain's key versions, oldest first; the last one is the one new rotations hand over to."""
-
-    keys: Mapping[int, bytes]
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ChainKeys:
-        return cls(dict(settings.chain_keys or ((1, chain_key(settings.pseudonym_master_key)),)))
-
-    @property
-    def active(self) -> int:
-        return max(self.keys)
-
-    @property
-    def first(self) -> int:
-        return min(self.keys)
-
-
-def canonical(event: AccessEvent) -> bytes:
-    """The bytes the hash covers: every recorded fact of the event and the previous event's hash."""
-    return json.dumps({
-        "occurredAt": event.occurred_at.astimezone(dt.UTC).isoformat(), "eventType": event.event_type,
-        "clientId": str(event.client_id) if event.client_id else None, "role": event.role,
-        "actedFor": event.acted_for, "municipalityCode": event.municipality_code, "route": event.route,
-        "records": list(event.records or []), "recordCount": event.record_count, "filters": event.filters or {},
-        "outcome": event.outcome, "requestId": event.request_id, "prevHash": event.prev_hash,
-    }, sort_keys=True, separators=(",", ":"), default=str).encode()
-
-
-def digest(key: bytes, event: AccessEvent) -> str:
-    return hmac.new(key, canonical(event), hashlib.sha256).hexdigest()
 
 
 def handover_to(event: AccessEvent) -> int | None:
@@ -151,7 +107,7 @@ def rotate_chain_key(session: Session, keys: ChainKeys) -> AccessEvent:
     if keys.active <= moving_to:
         raise Conflict(f"The access log is already at key version {moving_to}: add a newer version at the end of "
                        "CHAIN_KEYS first.")
-    return append_event(session, event_type=EventType.KEY_ROTATION, route="risk-register audit rotate-key",
+    return append_event(session, keys, event_type=EventType.KEY_ROTATION, route="risk-register audit rotate-key",
                         outcome=200, filters={"toVersion": str(keys.active)})
 
 
@@ -200,16 +156,31 @@ def _broken(event: AccessEvent, previous: str, version: int | None, keys: ChainK
     return None, version
 
 
+def _unsigned(event: AccessEvent, keys: ChainKeys, required: bool) -> str | None:
+    """What is wrong with the event's content MAC, written by the request (None: all is well). Events sealed before
+    content MACs existed (migration 0011) carry none; once one does, every later one must. The MAC's key version
+    may not be older than the version in force at sealing: a retired key signs nothing new."""
+    if event.mac is None:
+        return "it carries no content MAC: the service did not write it" if required else None
+    version = event.mac_version
+    if version is None or version not in keys.keys or version < (event.key_version or 0) or \
+            not hmac.compare_digest(event.mac, content_mac(keys.keys[version], event)):
+        return "its content MAC is wrong: the service did not write it, or not with a key in force"
+    return None
+
+
 def verify_chain(session: Session, keys: ChainKeys, batch: int = 5000) -> Verification:
-    """Walk the sealed chain in order and name the first event whose hash, link or key is wrong; report the
-    unsealed tail beside it (events committed but not yet linked: the sealer's lag)."""
-    previous, count, version = GENESIS, 0, None
+    """Walk the sealed chain in order and name the first event whose hash, link, key or content MAC is wrong;
+    report the unsealed tail beside it (events committed but not yet linked: the sealer's lag)."""
+    previous, count, version, macs_required = GENESIS, 0, None, False
     unsealed = unsealed_tail(session)
     stmt = (select(AccessEvent).where(AccessEvent.chain_seq.is_not(None)).order_by(AccessEvent.chain_seq)
             .execution_options(yield_per=batch))
     for event in session.scalars(stmt):
         count += 1
         problem, version = _broken(event, previous, version, keys)
+        problem = problem or _unsigned(event, keys, macs_required)
+        macs_required = macs_required or event.mac is not None
         if problem is not None:
             return Verification(False, count, previous, event.seq, problem, version, *unsealed)
         previous = event.hash or ""

@@ -14,7 +14,8 @@ from service.db import Base, UTCDateTime
 
 class AccessEvent(Base):
     """One access to incident data, statistics, exports or this log. Inserted by the request whose work it records,
-    never deleted; only its sealing columns are written once, later, by the sealer (service/audit/chain.py).
+    never deleted; only its sealing columns are written once, later, by the sealer (service/audit/chain.py). The
+    request signs the event's content (`mac`), so an event the service did not write is found.
 
     Sealing gives the event its place `chain_seq`, the previous event's hash `prev_hash`, and `hash`: HMAC-SHA256
     under chain key `key_version` (kept outside the database) of the event's canonical form, which includes
@@ -38,6 +39,9 @@ class AccessEvent(Base):
     filters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     outcome: Mapped[int] = mapped_column(SmallInteger)
     request_id: Mapped[str | None] = mapped_column(String(128))
+    # Written with the event by the request: HMAC of its content under chain key `mac_version` (NULL before 0011).
+    mac: Mapped[str | None] = mapped_column(String(64))
+    mac_version: Mapped[int | None] = mapped_column(SmallInteger)
     # The sealing columns: NULL until the sealer links the event into the chain.
     chain_seq: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), unique=True)
     prev_hash: Mapped[str | None] = mapped_column(String(64))

@@ -18,7 +18,7 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy.exc import DBAPIError
 
-from service.audit.chain import ChainKeys
+from service.audit.keys import ChainKeys
 from service.audit.service import append_event
 from service.auth.access import Caller
 from service.auth.models import Role
@@ -101,7 +101,7 @@ def _log_access(response: Response) -> Response:
     caller: Caller | None = g.get("caller")
     try:
         with ACCESS_LOG_APPEND.time():
-            append_event(session, event_type=event_type,
+            append_event(session, current_app.extensions["chain_keys"], event_type=event_type,
                          route=f"{request.method} {request.url_rule.rule if request.url_rule else request.path}",
                          outcome=response.status_code, caller=caller, municipality_code=_municipality(caller),
                          records=records, record_count=count, filters=filters, request_id=g.get("request_id"))

@@ -12,6 +12,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from service import clock
+from service.audit.keys import ChainKeys, content_mac
 from service.audit.models import AccessEvent
 from service.auth.access import Caller
 from service.auth.models import Role
@@ -32,12 +33,14 @@ class EventType:
     KEY_ROTATION = "keyRotation"
 
 
-def append_event(session: Session, *, event_type: str, route: str, outcome: int,
+def append_event(session: Session, keys: ChainKeys, *, event_type: str, route: str, outcome: int,
                  caller: Caller | None = None, municipality_code: str | None = None,
                  records: Iterable[str] = (), record_count: int | None = None,
                  filters: Mapping[str, Any] | None = None, request_id: str | None = None) -> AccessEvent:
     """Insert one event, unsealed, in the caller's transaction: it exists exactly when the work it records commits.
-    No lock and no read of the chain: the sealer (service/audit/chain.py) links it after it commits."""
+    No lock and no read of the chain: the sealer (service/audit/chain.py) links it after it commits. The event's
+    content is signed here with the ring's newest key (`mac`), so that the sealer cannot be handed an event the
+    service did not write without verification noticing."""
     records = [str(r) for r in records]
     acted_for = None
     if caller is not None:
@@ -48,7 +51,8 @@ def append_event(session: Session, *, event_type: str, route: str, outcome: int,
         role=caller.role.value if caller else None, acted_for=acted_for, municipality_code=municipality_code,
         route=route, records=records if len(records) <= MAX_RECORDS else [],
         record_count=len(records) if record_count is None else record_count, filters=dict(filters or {}),
-        outcome=outcome, request_id=request_id)
+        outcome=outcome, request_id=request_id, mac_version=keys.active)
+    event.mac = content_mac(keys.keys[keys.active], event)
     session.add(event)
     session.flush()
     return event

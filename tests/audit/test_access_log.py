@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from service import clock
-from service.audit.chain import canonical
+from service.audit.keys import canonical
 from service.audit.models import AccessEvent
 from service.auth.models import ApiClient, Role
 from service.config import Settings

@@ -23,7 +23,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from service import create_app
-from service.audit.chain import GENESIS, ChainKeys, Verification, canonical, verify_chain
+from service.audit.chain import GENESIS, Verification, verify_chain
+from service.audit.keys import ChainKeys, canonical
 from service.audit.models import AccessEvent
 from service.audit.service import EventType, append_event
 from service.auth.access import Caller
@@ -55,7 +56,7 @@ def connection(connection: Connection) -> Connection:
 @pytest.fixture
 def chain(session: Session, key: ChainKeys) -> list[int]:
     """Five events appended by the service and sealed; their seqs."""
-    events = [append_event(session, event_type=EventType.READ, route="GET /v1/incidents/<uuid:incidentId>",
+    events = [append_event(session, key, event_type=EventType.READ, route="GET /v1/incidents/<uuid:incidentId>",
                            outcome=200, caller=_caller(), municipality_code="GM0014", records=[f"record-{n}"],
                            request_id=f"chain-{n}") for n in range(EVENTS)]
     seal_access_log(session, key)
@@ -166,7 +167,7 @@ def test_a_forged_event_stays_found_once_the_service_appends_after_it(
     forged_seq = _forge(connection, last, None, last["hash"])
     session.expire_all()
 
-    appended = append_event(session, event_type=EventType.AUDIT, route="GET /v1/audit-events", outcome=200)
+    appended = append_event(session, key, event_type=EventType.AUDIT, route="GET /v1/audit-events", outcome=200)
     seal_access_log(session, key)
 
     assert appended.seq > forged_seq
@@ -252,8 +253,8 @@ def test_the_cli_verifies_the_chain_and_exits_1_when_it_is_broken(tmp_path: Path
     app = create_app(env)  # the same instance folder: the same development key as the command's
     with app.app_context():
         for n in range(EVENTS):
-            append_event(db.session, event_type=EventType.READ, route="GET /x", outcome=200, caller=_caller(),
-                         records=[f"record-{n}"])
+            append_event(db.session, app.extensions["chain_keys"], event_type=EventType.READ, route="GET /x",
+                         outcome=200, caller=_caller(), records=[f"record-{n}"])
         db.finish(commit=True)
     assert json.loads(runner.invoke(cli.main, ["audit", "seal"], env=env).output)["sealed"] == EVENTS
     app.extensions["database"]["engine"].dispose()

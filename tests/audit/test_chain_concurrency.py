@@ -22,7 +22,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from service import clock
-from service.audit.chain import ChainKeys, rotate_chain_key, verify_chain
+from service.audit.chain import rotate_chain_key, verify_chain
+from service.audit.keys import ChainKeys
 from service.audit.models import AccessEvent
 from service.audit.sealing import Sealer, seal_everything
 from service.audit.service import EventType, append_event
@@ -110,8 +111,8 @@ def test_an_event_that_commits_after_a_later_one_is_linked_after_it(register: Re
     next link: nothing is skipped, nothing is linked twice, and no one waited for A."""
     keys: ChainKeys = register.app.extensions["chain_keys"]
     with Session(register.engine) as first, Session(register.engine) as second:
-        early = append_event(first, event_type=EventType.READ, route="GET /a", outcome=200)
-        late = append_event(second, event_type=EventType.READ, route="GET /b", outcome=200)
+        early = append_event(first, keys, event_type=EventType.READ, route="GET /a", outcome=200)
+        late = append_event(second, keys, event_type=EventType.READ, route="GET /b", outcome=200)
         assert early.seq < late.seq
         second.commit()
         assert seal_everything(register.app) == 1
@@ -129,7 +130,7 @@ def test_an_event_that_commits_after_a_later_one_is_linked_after_it(register: Re
 def test_a_running_sealer_links_concurrent_requests_across_a_key_rotation(register: Register) -> None:
     old = register.app.extensions["chain_keys"]
     with Session(register.engine) as session:  # the chain starts under version 1
-        append_event(session, event_type=EventType.READ, route="GET /first", outcome=200)
+        append_event(session, old, event_type=EventType.READ, route="GET /first", outcome=200)
         session.commit()
     assert seal_everything(register.app) == 1
     ring = ChainKeys({1: old.keys[1], 2: uuid.uuid4().bytes * 2})

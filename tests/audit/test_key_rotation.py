@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from service import create_app
-from service.audit.chain import GENESIS, ChainKeys, chain_head, digest, rotate_chain_key, seal, verify_chain
+from service import clock, create_app
+from service.audit.chain import GENESIS, chain_head, rotate_chain_key, seal, verify_chain
+from service.audit.keys import ChainKeys, content_mac, digest
 from service.audit.models import AccessEvent
 from service.audit.service import EventType, append_event
 from service.config import ConfigurationError, Settings, parse_chain_keys
@@ -25,15 +26,16 @@ OLD, NEW = secrets.token_bytes(32), secrets.token_bytes(32)
 BEFORE, AFTER = ChainKeys({1: OLD}), ChainKeys({1: OLD, 2: NEW})
 
 
-def _append(session: Session, n: int, route: str = "GET /v1/incidents") -> None:
+def _append(session: Session, n: int, keys: ChainKeys = AFTER, route: str = "GET /v1/incidents") -> None:
+    """n events written by a service that holds `keys` (by default the ring after the rotation)."""
     for i in range(n):
-        append_event(session, event_type=EventType.READ, route=route, outcome=200, request_id=f"r-{i}")
+        append_event(session, keys, event_type=EventType.READ, route=route, outcome=200, request_id=f"r-{i}")
 
 
 @pytest.fixture
 def rotated(session: Session) -> AccessEvent:
     """Three events under version 1, the handover to version 2, two events under version 2; the handover."""
-    _append(session, 3)
+    _append(session, 3, BEFORE)
     seal_access_log(session, BEFORE)
     handover = rotate_chain_key(session, AFTER)
     _append(session, 2)
@@ -108,6 +110,37 @@ def test_a_handover_stripped_of_its_new_signature_is_found(session: Session, rot
     assert (result.valid, result.first_broken) == (False, rotated.seq)
 
 
+def test_an_event_the_service_did_not_write_is_found_once_sealed(session: Session) -> None:
+    """The app's database role may insert events, but without the key it cannot sign their content: the sealer links
+    such an event like any other, and verification names it."""
+    _append(session, 2, BEFORE)
+    session.execute(insert(AccessEvent).values(occurred_at=clock.now(), event_type=EventType.READ, route="GET /x",
+                                               records=[], filters={}, outcome=200))
+    injected = session.scalar(select(func.max(AccessEvent.seq)))
+    _append(session, 1, BEFORE)
+    seal_access_log(session, BEFORE)
+
+    result = verify_chain(session, BEFORE)
+
+    assert (result.valid, result.first_broken) == (False, injected)
+    assert result.problem == "it carries no content MAC: the service did not write it"
+
+
+def test_content_signed_with_the_old_key_after_the_handover_is_found(session: Session, rotated: AccessEvent) -> None:
+    """Someone holding only the retired key signs an event's content, and lets the sealer link it."""
+    forged = AccessEvent(occurred_at=clock.now(), event_type=EventType.READ, route="GET /x", records=[], filters={},
+                         outcome=200, mac_version=1)
+    forged.mac = content_mac(OLD, forged)
+    session.add(forged)
+    session.flush()
+    seal_access_log(session, AFTER)
+
+    result = verify_chain(session, AFTER)
+
+    assert (result.valid, result.first_broken) == (False, forged.seq)
+    assert result.problem == "its content MAC is wrong: the service did not write it, or not with a key in force"
+
+
 def test_a_sealer_without_the_new_key_waits_at_the_handover(session: Session) -> None:
     _append(session, 2)
     seal_access_log(session, BEFORE)
@@ -176,7 +209,7 @@ def test_the_commands_rotate_seal_and_verify_across_the_handover(tmp_path: Path)
     assert runner.invoke(cli.main, ["db", "upgrade"], env=env).exit_code == 0
     app = create_app(env)
     with app.app_context():
-        _append(db.session, 2)
+        _append(db.session, 2, app.extensions["chain_keys"])
         db.finish(commit=True)
     app.extensions["database"]["engine"].dispose()
     assert json.loads(runner.invoke(cli.main, ["audit", "seal"], env=env).output)["sealed"] == 2
