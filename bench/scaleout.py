@@ -229,7 +229,8 @@ def idempotency_across_hosts(ports: list[int], token: str, location: str, engine
 
 
 def sample_advisory_locks(url: str, stop_event: threading.Event, found: Counter[str]) -> None:
-    """Which advisory locks are held, every 20 ms: the sealer's, the token limit's, or per idempotency key."""
+    """Which advisory locks are held in the scratch database (the server may serve others), every 20 ms: the
+    sealer's, the token limit's, or one per idempotency key."""
     from sqlalchemy import create_engine, text
 
     from service.audit.chain import SEAL_LOCK
@@ -242,7 +243,8 @@ def sample_advisory_locks(url: str, stop_event: threading.Event, found: Counter[
             found["samples"] += 1
             rows = connection.execute(text(
                 "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks "
-                "WHERE locktype = 'advisory' AND granted")).scalars()
+                "WHERE locktype = 'advisory' AND granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")).scalars()
             for lock in rows:
                 found[names.get(lock, "idempotencyKey")] += 1
             connection.rollback()
