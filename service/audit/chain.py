@@ -1,7 +1,9 @@
-"""The access log's hash chain: its keys, the sealer that links committed events, rotation, and verification.
+"""The access log's hash chain: the sealer that links committed events, key rotation, and verification (the keys
+and the signed form: service/audit/keys.py).
 
-Requests insert their event unlinked, in their own transaction, and take no lock (service/audit/service.py). The
-sealer links what has committed, afterwards:
+Requests insert their event unlinked, in their own transaction, and take no lock (service/audit/service.py); they
+sign its content (`mac`), so that an event written by anyone without the key is named once sealed. The sealer links
+what has committed, afterwards:
 
 - It takes the committed, unsealed events in `seq` order and gives each the next place in the chain (`chain_seq`,
   assigned here, not by the request), the hash of the event before it, and its own HMAC under the key in force.
@@ -9,7 +11,9 @@ sealer links what has committed, afterwards:
   seq may commit after the sealer has passed it. It is not lost, nor does the sealer wait for it: the sealer only
   ever sees committed rows and links each unsealed one after the current head, so a late commit becomes a later
   link. The chain is in seal order, which is commit order up to the sealer's lag; `seq` only breaks ties.
-- One sealer at a time: on PostgreSQL a transaction-scoped `pg_try_advisory_lock` (a sealer that does not get it
+  (Sealing only below the smallest in-flight seq would need each sealer to see other hosts' transactions, and a
+  time margin alone is not a proof: both were set aside for this.)
+- One sealer at a time: on PostgreSQL a transaction-scoped `pg_try_advisory_xact_lock` (a sealer that does not get it
   does nothing this round; no request ever takes it); on SQLite the single writer. Either way `chain_seq` is unique,
   so two sealers that read the same head cannot both commit: the second one's transaction fails and is retried.
 
