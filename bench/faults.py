@@ -12,8 +12,8 @@ Three scenarios under load, each followed by checks against the database itself:
    get 503 too. After lifting it writes resume.
 
 Then, over everything every scenario wrote: each clientReference exactly once, the statistics rollups equal a
-rebuild from the incidents (computed in a transaction that is rolled back), and `risk-register audit verify`
-passes.
+rebuild from the incidents (computed in a transaction that is rolled back), and after `risk-register audit seal`
+`risk-register audit verify` passes with no event left unsealed.
 
 Everything runs against 127.0.0.1 on free ports: a cluster made by initdb in a temporary folder (run as the
 `postgres` OS user when started as root) and a gunicorn started here. Both are stopped and the folder removed at
@@ -638,8 +638,11 @@ def final_checks(s: Setup, all_calls: list[Call]) -> dict[str, Any]:
     check_acknowledged(checks, s.register, all_calls, "F-")
     rollups = s.register.rollups_match_rebuild()
     checks.add("rollups agree with a rebuild from the incidents (rolled back)", rollups["match"], rollups)
+    sealed = run_cli(s.register.env, "audit", "seal")  # what the workers' sealers had not reached yet
     code, output = s.register.audit_verify()
-    checks.add("`risk-register audit verify` exits 0", code == 0, {"exitCode": code, "output": output})
+    unsealed = json.loads(output).get("unsealed") if code == 0 else None
+    checks.add("`risk-register audit seal`, then `audit verify` exits 0 with no event left unsealed",
+               code == 0 and unsealed == 0, {"exitCode": code, "seal": sealed.strip(), "output": output})
     return {"incidentsStored": len(s.register.incidents()), "checks": checks.items, "passed": checks.passed}
 
 

@@ -58,11 +58,13 @@ def db_downgrade(revision: str) -> None:
 @db_group.command("grants")
 @click.option("--role", "role", required=True, help="The PostgreSQL role the service connects as")
 def db_grants(role: str) -> None:
-    """Give the service's own role what it needs and no more: the access log is insert-only (PostgreSQL).
+    """Give the service's own role what it needs and no more: the access log is insert-only, but for the columns
+    its sealer fills in once (PostgreSQL).
 
     Run after every `db upgrade` as the owner of the tables; idempotent."""
     from sqlalchemy import create_engine, text
 
+    from service.audit.chain import SEALING_COLUMNS
     from service.audit.models import AccessEvent
 
     url = load_settings().database_url
@@ -78,11 +80,13 @@ def db_grants(role: str) -> None:
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
             f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
             f"REVOKE UPDATE, DELETE, TRUNCATE ON {event_table} FROM {role}",
+            # The app's sealer writes these once per event (a trigger refuses a second time, and any other column).
+            f"GRANT UPDATE ({', '.join(SEALING_COLUMNS)}) ON {event_table} TO {role}",
             f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM {role}",
         ):
             connection.execute(text(statement))
     engine.dispose()
-    click.echo(f"{role}: read and write on the register, insert-only on {event_table}")
+    click.echo(f"{role}: read and write on the register, insert-only on {event_table} but for sealing")
 
 
 @main.command()
@@ -98,7 +102,7 @@ def demo(port: int) -> None:
     app = create_app()
     with app.app_context():
         credentials = seed_demo(db.session, IdentityKeys.from_settings(app.extensions["settings"]),
-                                chain_key=app.extensions["chain_key"])
+                                chain_keys=app.extensions["chain_keys"])
         db.finish(commit=True)
     click.echo("\n".join(quick_start(credentials, port, clock.today())))
 
@@ -270,18 +274,52 @@ def audit() -> None:
 
 @audit.command("verify")
 def audit_verify() -> None:
-    """Walk the access log's hash chain; print the result as JSON and exit 1 when a link or hash is wrong."""
+    """Walk the access log's hash chain; print the result as JSON (with the unsealed tail) and exit 1 when a link,
+    hash or key handover is wrong."""
     from dataclasses import asdict
 
-    from service.audit.service import verify_chain
+    from service.audit.chain import verify_chain
 
     app = create_app()
     with app.app_context():
-        result = verify_chain(db.session, app.extensions["chain_key"])
+        result = verify_chain(db.session, app.extensions["chain_keys"])
         db.finish(commit=False)
     click.echo(json.dumps({camelcase(k): v for k, v in asdict(result).items()}))
     if not result.valid:
         sys.exit(1)
+
+
+@audit.command("seal")
+def audit_seal() -> None:
+    """Link every committed access event into the chain now (the app's workers do this within a second; this is
+    for cron, a deployment with AUDIT_SEAL_INTERVAL=0, or before a downgrade)."""
+    from service.audit.chain import unsealed_tail
+    from service.audit.sealing import seal_everything
+
+    app = create_app()
+    sealed = seal_everything(app)
+    with app.app_context():
+        unsealed, oldest = unsealed_tail(db.session)
+        db.finish(commit=False)
+    click.echo(json.dumps({"sealed": sealed, "unsealed": unsealed, "oldestUnsealedSeconds": oldest}))
+
+
+@audit.command("rotate-key")
+def audit_rotate_key() -> None:
+    """Hand the chain over to the newest version in CHAIN_KEYS (keep the older versions listed: verification needs
+    them). Give every app host the new ring first: a sealer without the new key waits at the handover."""
+    from service.audit.chain import rotate_chain_key
+    from service.audit.sealing import seal_everything
+
+    app = create_app()
+    with app.app_context():
+        try:
+            rotate_chain_key(db.session, app.extensions["chain_keys"])
+        except DomainError as refused:
+            raise click.ClickException(refused.detail) from None
+        db.finish(commit=True)
+    seal_everything(app)
+    click.echo(json.dumps({"keyVersion": app.extensions["chain_keys"].active}))
 
 
 @main.group()

@@ -86,6 +86,7 @@ class Settings:
     attestation_private_key: str = ""
     attestation_previous_public_keys: str = ""
     pseudonym_key_version: int = 1
+    seal_interval_seconds: float = 0.25
     max_body_bytes: int = 2 * 1024 * 1024
     log_level: str = "INFO"
     log_format: str = "text"
@@ -136,10 +137,12 @@ class Settings:
         """The export domain: EXPORT_KEYS, or the master key as version 1."""
         return self._ring("export", self.export_key_ring)
 
-    @property
-    def chain_keys(self) -> dict[int, bytes]:
-        """The access-log chain: CHAIN_KEYS, or the master key as version 1 (the input of today's chain key)."""
-        return dict(self._ring("chain", self.chain_key_ring))
+    @functools.cached_property
+    def chain_keys(self) -> KeyRing:
+        """The access-log chain's key secrets by version: CHAIN_KEYS, or the master key as version 1. The chain
+        derives its keys from them (service/audit/keys.py); the newest is the one `audit rotate-key` hands over
+        to, so the chain has no active version of its own (the handover event in the chain says which applies)."""
+        return self._ring("chain", self.chain_key_ring)
 
     @functools.cached_property
     def token_keys(self) -> TokenKeys:
@@ -246,7 +249,7 @@ def _key_ring(environ: Mapping[str, str], name: str, folder: Path, development: 
 def _active_versions(environ: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
     """PSEUDONYM_ACTIVE_VERSION and its siblings: the version that writes, when not the newest."""
     named = {"pseudonym": "PSEUDONYM_ACTIVE_VERSION", "fingerprint": "FINGERPRINT_ACTIVE_VERSION",
-             "export": "EXPORT_ACTIVE_VERSION", "chain": "CHAIN_ACTIVE_VERSION"}
+             "export": "EXPORT_ACTIVE_VERSION"}
     return tuple((kind, _number(environ, name, 0)) for kind, name in named.items() if environ.get(name))
 
 
@@ -348,6 +351,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         attestation_private_key=_key_from_file_or_env(env, "ATTESTATION_PRIVATE_KEY"),
         attestation_previous_public_keys=_key_from_file_or_env(env, "ATTESTATION_PREVIOUS_PUBLIC_KEYS"),
         pseudonym_key_version=_number(env, "PSEUDONYM_KEY_VERSION", 1),
+        seal_interval_seconds=_share(env, "AUDIT_SEAL_INTERVAL", 0.25),
         max_body_bytes=_number(env, "MAX_BODY_BYTES", 2 * 1024 * 1024),
         log_level=log_level(env),
         log_format=log_format(env),

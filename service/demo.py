@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service import clock
+from service.audit.keys import ChainKeys
 from service.audit.service import EventType, append_event
 from service.auth import service as auth
 from service.auth.access import Caller
@@ -152,7 +153,7 @@ def _story_item(location: Location, now: dt.datetime, reference: str, days_ago: 
     return item
 
 
-def _seed_story(session: Session, institution: Institution, keys: IdentityKeys, chain_key: bytes | None,
+def _seed_story(session: Session, institution: Institution, keys: IdentityKeys, chain_keys: ChainKeys | None,
                 client: ApiClient) -> None:
     """Record the story as its institution's client did, each create with its access event (so an attestation
     shows its place in the hash chain), then a correction and the retraction of a duplicate."""
@@ -166,8 +167,8 @@ def _seed_story(session: Session, institution: Institution, keys: IdentityKeys, 
     for spec in STORY:
         [incident] = record_incidents(session, caller, [_story_item(location, now, *spec)], keys)
         recorded.append(incident)
-        if chain_key is not None:
-            append_event(session, chain_key, event_type=EventType.CREATE, route="POST /v1/incidents", outcome=201,
+        if chain_keys is not None:
+            append_event(session, chain_keys, event_type=EventType.CREATE, route="POST /v1/incidents", outcome=201,
                          caller=caller, municipality_code=GRONINGEN, records=[str(incident.id)])
     correct_incident(session, caller, recorded[0].id, {"follow_up": {"meldcode_step": 3},
                                                       "reason": "Gesprek met de jongere gevoerd."}, keys,
@@ -176,9 +177,9 @@ def _seed_story(session: Session, institution: Institution, keys: IdentityKeys, 
 
 
 def seed_demo(session: Session, keys: IdentityKeys, today: dt.date | None = None,
-              chain_key: bytes | None = None) -> dict[str, tuple[str, str]]:
+              chain_keys: ChainKeys | None = None) -> dict[str, tuple[str, str]]:
     """Create what is missing (idempotent) and give every demo client a fresh secret: role -> (id, secret).
-    With the access log's `chain_key`, the story's creates are logged as the API would have logged them."""
+    With the access log's `chain_keys`, the story's creates are logged as the API would have logged them."""
     institutions = [_institution(session, *spec) for spec in INSTITUTIONS]
     _seed_incidents(session, institutions, keys, today or clock.today())
     credentials = {}
@@ -193,7 +194,7 @@ def seed_demo(session: Session, keys: IdentityKeys, today: dt.date | None = None
             client, secret = auth.rotate_secret(session, client.id)
         credentials[role.value] = (str(client.id), secret)
         if role is Role.INSTITUTION:
-            _seed_story(session, institutions[0], keys, chain_key, client)
+            _seed_story(session, institutions[0], keys, chain_keys, client)
     return credentials
 
 

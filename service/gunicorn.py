@@ -16,6 +16,7 @@ from gunicorn.http import errors
 from gunicorn.workers.sync import SyncWorker
 
 from service import logs
+from service.audit.sealing import start_sealer
 from service.config import instance_path, log_format
 from service.http import PROBLEM_JSON, SERVER_ERROR, conventional_headers, problem_document
 
@@ -135,5 +136,14 @@ def tune_garbage_collection() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def post_worker_init(_worker: Any) -> None:
+def post_worker_init(worker: Any) -> None:
     tune_garbage_collection()
+    # Each worker seals the access log in a thread of its own; the sealers take turns through one lock.
+    start_sealer(worker.wsgi)
+
+
+def worker_exit(_server: Any, worker: Any) -> None:
+    """Stop this worker's sealer cleanly: a round in progress commits or rolls back, never half-written."""
+    sealer = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("sealer")
+    if sealer is not None:
+        sealer.stop()

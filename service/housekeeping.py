@@ -37,7 +37,7 @@ def retention_purge(app: Flask, dry_run: bool = False) -> dict[str, Any]:
     from service.retention import purge
 
     with app.app_context():
-        purged = purge(db.session, app.extensions["chain_key"], years=app.extensions["settings"].retention_years,
+        purged = purge(db.session, app.extensions["chain_keys"], years=app.extensions["settings"].retention_years,
                        dry_run=dry_run)
         db.finish(commit=not dry_run)
     return {"dryRun": dry_run} | {camelcase(k): v for k, v in asdict(purged).items()}

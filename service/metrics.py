@@ -38,7 +38,7 @@ INCIDENTS_STEP = 100
 STATISTICS_REQUESTS = Counter("risk_register_statistics_requests_total", "Statistics requests answered, by endpoint",
                               ["endpoint"])
 ACCESS_LOG_APPEND = Histogram("risk_register_access_log_append_seconds",
-                              "Time to append one access event to the chain, its lock included",
+                              "Time to insert one access event (unlinked, no lock: the sealer links it)",
                               buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 RATE_LIMITED = Counter("risk_register_rate_limited_total",
                        "Requests refused with 429, by limit (token: the token endpoints per address; api: per client)",

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from service import clock
+from service.audit.keys import ChainKeys
 from service.audit.service import EventType, append_event
 from service.auth.service import purge_revoked_tokens
 from service.incidents.idempotency import purge_expired
@@ -44,7 +45,7 @@ def cutoff(years: int, now: dt.datetime | None = None) -> dt.datetime:
         return now.replace(year=now.year - years, day=28)
 
 
-def purge(session: Session, key: bytes, *, years: int, dry_run: bool = False,
+def purge(session: Session, keys: ChainKeys, *, years: int, dry_run: bool = False,
           now: dt.datetime | None = None) -> Purged:
     """Delete incidents that occurred before the cutoff (with revisions and rollup contributions), expired
     idempotency keys and revocations; log one access event with the counts. A dry run does all of it inside a
@@ -52,13 +53,13 @@ def purge(session: Session, key: bytes, *, years: int, dry_run: bool = False,
     if dry_run:
         savepoint = session.begin_nested()
         try:
-            return _purge(session, key, cutoff(years, now), now)
+            return _purge(session, keys, cutoff(years, now), now)
         finally:
             savepoint.rollback()
-    return _purge(session, key, cutoff(years, now), now)
+    return _purge(session, keys, cutoff(years, now), now)
 
 
-def _purge(session: Session, key: bytes, older_than: dt.datetime, now: dt.datetime | None) -> Purged:
+def _purge(session: Session, keys: ChainKeys, older_than: dt.datetime, now: dt.datetime | None) -> Purged:
     rollups.hold(session)  # chunk after chunk touches rollup rows in no single order: writers wait, not deadlock
     incidents = revisions = 0
     while True:
@@ -72,7 +73,7 @@ def _purge(session: Session, key: bytes, older_than: dt.datetime, now: dt.dateti
         session.expunge_all()
     rollups.prune(session)
     purged = Purged(incidents, revisions, purge_expired(session, now), purge_revoked_tokens(session, now))
-    append_event(session, key, event_type=EventType.RETENTION, route="risk-register retention purge", outcome=200,
+    append_event(session, keys, event_type=EventType.RETENTION, route="risk-register retention purge", outcome=200,
                  record_count=incidents,
                  filters={"occurredBefore": older_than.isoformat()}
                  | {camelcase(k): str(v) for k, v in asdict(purged).items()})

@@ -6,8 +6,12 @@ import datetime as dt
 import itertools
 from typing import Any
 
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from service.audit.chain import seal
+from service.audit.keys import ChainKeys
 from service.auth import service as auth_service
 from service.auth.models import ApiClient, Role
 from service.registry.models import Capacity, Institution, Location, Sector, Setting
@@ -37,3 +41,20 @@ def make_location(session: Session, institution: Institution | None = None, **ov
 def make_client(session: Session, role: Role = Role.ADMIN, **overrides: Any) -> tuple[ApiClient, str]:
     values: dict[str, Any] = {"name": f"client {next(_serial)}"}
     return auth_service.create_client(session, role=role, **(values | overrides))
+
+
+def seal_access_log(session: Session, keys: ChainKeys) -> int:
+    """Link every access event written so far into the chain, as the app's sealer does within a second: a test that
+    reads an event's hash, or verifies the chain, seals first. Returns how many were sealed."""
+    total = 0
+    while sealed := seal(session, keys):
+        total += sealed
+    return total
+
+
+def as_table_owner(session: Session | Connection) -> None:
+    """Act, for the rest of this transaction, as the database owner who switches off the trigger that keeps access
+    events unchanged (PostgreSQL; the tests connect as a superuser): tampering behind the service's back."""
+    dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
+    if dialect.name == "postgresql":
+        session.execute(text("SET LOCAL session_replication_role = replica"))

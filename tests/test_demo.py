@@ -74,8 +74,8 @@ def test_the_demo_institution_has_signals_in_its_queue_and_a_resident_worth_an_a
     from service.demo import DEMO_CLIENTS, STORY, STORY_RESIDENT
     from service.signing import verify_statement
 
-    seed_demo(session, IdentityKeys.from_settings(app.extensions["settings"]), chain_key=app.extensions["chain_key"])
-    seed_demo(session, IdentityKeys.from_settings(app.extensions["settings"]), chain_key=app.extensions["chain_key"])
+    seed_demo(session, IdentityKeys.from_settings(app.extensions["settings"]), chain_keys=app.extensions["chain_keys"])
+    seed_demo(session, IdentityKeys.from_settings(app.extensions["settings"]), chain_keys=app.extensions["chain_keys"])
     demo_client = session.scalar(select(ApiClient).where(ApiClient.name == DEMO_CLIENTS[Role.INSTITUTION]))
     institution = token_for(Role.INSTITUTION, client=demo_client)
 

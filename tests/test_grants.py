@@ -33,17 +33,29 @@ def app_role(postgres_databases, tmp_path):  # type: ignore[no-untyped-def]
     owner.dispose()
 
 
-def test_the_service_role_may_only_append_to_the_access_log(app_role):
+def test_the_service_role_may_only_append_to_the_access_log_and_seal_each_event_once(app_role):
     url, role = app_role
     as_app = create_engine(make_url(url).set(username=role, password=None))
     with as_app.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO access_event (occurred_at, event_type, route, records, filters, outcome, prev_hash, hash) "
-            "VALUES (now(), 'read', 'GET /v1/test', '[]', '{}', 200, :prev, :hash)"),
-            {"prev": "0" * 64, "hash": uuid.uuid4().hex * 2})
+        seq = connection.execute(text(
+            "INSERT INTO access_event (occurred_at, event_type, route, records, filters, outcome) "
+            "VALUES (now(), 'read', 'GET /v1/test', '[]', '{}', 200) RETURNING seq")).scalar_one()
         assert connection.execute(text("SELECT count(*) FROM access_event")).scalar() == 1
         connection.execute(text("INSERT INTO institution (id, name, sector, municipality_code, created_at) "
                                 "VALUES (:id, 'x', 'other', 'GM0014', now())"), {"id": uuid.uuid4()})
+    owner = create_engine(url)  # the trigger binds the owner too (until the owner switches it off)
+    with owner.begin() as connection, pytest.raises(ProgrammingError, match="only the sealing columns"):
+        connection.execute(text("UPDATE access_event SET hash = :h, request_id = 'x' WHERE seq = :seq"),
+                           {"seq": seq, "h": "1" * 64})
+    with as_app.begin() as connection:  # the sealer's own statement
+        connection.execute(text(
+            "UPDATE access_event SET chain_seq = 1, prev_hash = :prev, hash = :hash, key_version = 1, "
+            "handover_hash = NULL, sealed_at = now() WHERE seq = :seq"),
+            {"prev": "0" * 64, "hash": uuid.uuid4().hex * 2, "seq": seq})
+    for engine in (as_app, owner):
+        with engine.begin() as connection, pytest.raises(ProgrammingError, match="sealed and is never changed"):
+            connection.execute(text("UPDATE access_event SET hash = :h WHERE seq = :seq"), {"seq": seq, "h": "2" * 64})
+    owner.dispose()
     for statement in ("UPDATE access_event SET outcome = 500", "DELETE FROM access_event",
                       "TRUNCATE access_event", "UPDATE alembic_version SET version_num = 'x'"):
         with as_app.begin() as connection, pytest.raises(ProgrammingError, match="permission denied"):

@@ -10,17 +10,19 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from alembic import command
 from sqlalchemy import create_engine, func, select
 
-from service import gunicorn
-from service.config import API_VERSION
+from service import create_app, gunicorn
+from service.config import API_VERSION, Settings
 from service.http import PROBLEM_JSON, SECURITY_HEADERS
 from service.operations import alembic_config
 from service.ratelimit import RateLimitHit
@@ -29,10 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CANARY = "111222333"  # a citizen service number: it must not come back, nor reach gunicorn's log
 
 
-def test_a_worker_freezes_what_it_loaded_and_collects_young_objects_less_often() -> None:
+def test_a_worker_freezes_what_it_loaded_and_collects_young_objects_less_often(settings: Settings) -> None:
     before = gc.get_threshold()
     try:
-        gunicorn.post_worker_init(None)
+        gunicorn.post_worker_init(SimpleNamespace(wsgi=create_app(settings.with_overrides(seal_interval_seconds=0))))
 
         assert gc.get_threshold() == gunicorn.GC_THRESHOLDS
         assert gc.get_threshold()[0] >= 10_000
@@ -40,6 +42,22 @@ def test_a_worker_freezes_what_it_loaded_and_collects_young_objects_less_often()
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_each_worker_runs_a_sealer_and_stops_it_on_exit(settings: Settings) -> None:
+    worker = SimpleNamespace(wsgi=create_app(settings.with_overrides(seal_interval_seconds=0.05)))
+    before = gc.get_threshold()
+    try:
+        gunicorn.post_worker_init(worker)
+        sealer = worker.wsgi.extensions["sealer"]
+        assert any(thread.name == "access-log-sealer" for thread in threading.enumerate())
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+    gunicorn.worker_exit(None, worker)
+
+    assert sealer.stop(timeout=0)  # already ended
+    assert not any(thread.name == "access-log-sealer" for thread in threading.enumerate())
 
 
 @dataclass

@@ -20,8 +20,9 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 from service import clock, create_app
+from service.audit.chain import verify_chain
+from service.audit.keys import ChainKeys
 from service.audit.models import AccessEvent
-from service.audit.service import verify_chain
 from service.auth.access import Caller
 from service.auth.models import RevokedToken, Role
 from service.cli import main
@@ -31,7 +32,7 @@ from service.incidents.service import IdentityKeys, correct_incident, record_inc
 from service.retention import Purged, purge
 from service.stats.models import ResidentRollup, Rollup
 from service.stats.rollups import rebuild
-from tests.factories import make_client, make_institution, make_location
+from tests.factories import make_client, make_institution, make_location, seal_access_log
 
 YEARS = 5
 
@@ -133,7 +134,7 @@ def test_the_purge_removes_what_has_expired_and_keeps_the_rest(
     assert before["incidents"] == seeded.incident_ids(seeded.expired | seeded.kept)
     assert len(before["revisions"]) == 3
 
-    purged = purge(session, app.extensions["chain_key"], years=YEARS)
+    purged = purge(session, app.extensions["chain_keys"], years=YEARS)
 
     after = state(session, seeded)
     assert purged == Purged(incidents=5, revisions=2, idempotency_keys=1, revoked_tokens=1)
@@ -147,7 +148,7 @@ def test_the_purge_removes_what_has_expired_and_keeps_the_rest(
 def test_statistics_after_a_purge_equal_a_rebuild(app: Flask, session: Session, seeded: Seeded) -> None:
     assert rollups(session)["resident_rollup"]  # the seeded residents are counted
 
-    purge(session, app.extensions["chain_key"], years=YEARS)
+    purge(session, app.extensions["chain_keys"], years=YEARS)
     incremental = rollups(session)
     counted = rebuild(session)
 
@@ -157,10 +158,11 @@ def test_statistics_after_a_purge_equal_a_rebuild(app: Flask, session: Session, 
 
 def test_the_purge_is_logged_with_its_counts_and_keeps_the_chain_valid(
         app: Flask, session: Session, seeded: Seeded) -> None:
-    key = app.extensions["chain_key"]
+    keys = app.extensions["chain_keys"]
     events = state(session, seeded)["events"]
 
-    purge(session, key, years=YEARS)
+    purge(session, app.extensions["chain_keys"], years=YEARS)
+    assert seal_access_log(session, keys) >= 1
 
     session.expire_all()
     assert session.scalar(select(func.count()).select_from(AccessEvent)) == events + 1  # none removed, one added
@@ -173,14 +175,14 @@ def test_the_purge_is_logged_with_its_counts_and_keeps_the_chain_valid(
         "incidents": "5", "revisions": "2", "idempotencyKeys": "1", "revokedTokens": "1"}
     cutoff = dt.datetime.fromisoformat(event.filters["occurredBefore"])
     assert abs(cutoff - years_ago(YEARS, seeded.now)) < dt.timedelta(minutes=5)
-    assert verify_chain(session, key).valid
+    assert verify_chain(session, keys).valid
 
 
 def test_a_dry_run_changes_nothing_and_counts_the_incidents_and_revisions(
         app: Flask, session: Session, seeded: Seeded) -> None:
     before = state(session, seeded)
 
-    counted = purge(session, app.extensions["chain_key"], years=YEARS, dry_run=True)
+    counted = purge(session, app.extensions["chain_keys"], years=YEARS, dry_run=True)
 
     assert (counted.incidents, counted.revisions) == (5, 2)
     assert state(session, seeded) == before  # the access log included: a dry run writes no event
@@ -188,13 +190,13 @@ def test_a_dry_run_changes_nothing_and_counts_the_incidents_and_revisions(
 
 def test_a_dry_run_counts_the_expired_keys_and_revocations_too(
         app: Flask, session: Session, seeded: Seeded) -> None:
-    counted = purge(session, app.extensions["chain_key"], years=YEARS, dry_run=True)
+    counted = purge(session, app.extensions["chain_keys"], years=YEARS, dry_run=True)
 
     assert counted == Purged(incidents=5, revisions=2, idempotency_keys=1, revoked_tokens=1)
 
 
 def test_nothing_to_purge_is_still_logged(app: Flask, session: Session) -> None:
-    purged = purge(session, app.extensions["chain_key"], years=YEARS,
+    purged = purge(session, app.extensions["chain_keys"], years=YEARS,
                    now=dt.datetime(2001, 1, 1, tzinfo=dt.UTC))
 
     assert (purged.incidents, purged.revisions) == (0, 0)
@@ -246,9 +248,12 @@ def test_the_command_purges_and_its_dry_run_prints_camel_case_json(tmp_path: Pat
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT event_type FROM access_event")) == "retention"
     engine.dispose()
+    assert json.loads(runner.invoke(main, ["audit", "seal"], env=env).output)["sealed"] == 1
     verified = runner.invoke(main, ["audit", "verify"], env=env)
     assert verified.exit_code == 0, verified.output
-    assert json.loads(verified.output)["valid"] is True
+    assert json.loads(verified.output) | {"head": "h"} == {
+        "valid": True, "events": 1, "head": "h", "firstBroken": None, "problem": None, "keyVersion": 1,
+        "unsealed": 0, "oldestUnsealedSeconds": None}
 
 
 def test_nothing_of_a_purged_resident_remains_in_the_rollups(app: Flask, session: Session, seeded: Seeded) -> None:
@@ -258,7 +263,7 @@ def test_nothing_of_a_purged_resident_remains_in_the_rollups(app: Flask, session
         Incident.id.in_(seeded.incident_ids(seeded.kept)))) if p}
     assert purged - kept, "the seed must have a resident who only appears in purged incidents"
 
-    purge(session, app.extensions["chain_key"], years=YEARS)
+    purge(session, app.extensions["chain_keys"], years=YEARS)
 
     remaining = set(session.scalars(select(ResidentRollup.resident_pseudonym)))
     assert not (purged - kept) & remaining
@@ -316,7 +321,7 @@ def test_a_purge_and_a_concurrent_write_to_the_same_rollups_both_commit(committi
                                            for r in (low, high)], KEYS, batch=True)
 
     threads = [threading.Thread(target=run, name="purge", args=("purge", lambda s: purge(
-                   s, b"a" * 32, years=7, now=dt.datetime(2026, 6, 1, tzinfo=dt.UTC)))),
+                   s, ChainKeys({1: b"a" * 32}), years=7, now=dt.datetime(2026, 6, 1, tzinfo=dt.UTC)))),
                threading.Thread(target=run, args=("write", write))]
     for thread in threads:
         thread.start()

@@ -18,7 +18,8 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy.exc import DBAPIError
 
-from service.audit.service import append_event, chain_key
+from service.audit.keys import ChainKeys
+from service.audit.service import append_event
 from service.auth.access import Caller
 from service.auth.models import Role
 from service.db import db
@@ -100,7 +101,7 @@ def _log_access(response: Response) -> Response:
     caller: Caller | None = g.get("caller")
     try:
         with ACCESS_LOG_APPEND.time():
-            append_event(session, current_app.extensions["chain_key"], event_type=event_type,
+            append_event(session, current_app.extensions["chain_keys"], event_type=event_type,
                          route=f"{request.method} {request.url_rule.rule if request.url_rule else request.path}",
                          outcome=response.status_code, caller=caller, municipality_code=_municipality(caller),
                          records=records, record_count=count, filters=filters, request_id=g.get("request_id"))
@@ -117,6 +118,6 @@ def _log_access(response: Response) -> Response:
 def init_app(app: Flask, *, municipality_of: MunicipalityOf) -> None:
     """`municipality_of` gives an institution's municipality (the registry's, handed in by create_app: the access log
     is a layer below the registry and does not import it)."""
-    app.extensions["chain_key"] = chain_key(app.extensions["settings"].pseudonym_master_key)
+    app.extensions["chain_keys"] = ChainKeys.from_settings(app.extensions["settings"])
     app.extensions["municipality_of"] = functools.lru_cache(maxsize=4096)(municipality_of)
     on_finish(app, _log_access)

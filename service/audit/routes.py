@@ -10,7 +10,7 @@ from flask import Response, current_app
 from flask.views import MethodView
 from sqlalchemy import Select
 
-from service.audit import service
+from service.audit import chain, service
 from service.audit.models import AccessEvent
 from service.audit.recording import audited, touched
 from service.audit.schemas import EventArgs, EventOut, EventPage, VerificationOut
@@ -78,12 +78,14 @@ class AuditVerification(MethodView):
     @blp.response(200, VerificationOut)
     @requires(Role.AUDITOR)
     @audited(EventType.AUDIT)
-    def get(self) -> service.Verification:
+    def get(self) -> chain.Verification:
         """Verify the access log
 
-        Walks the whole chain and names the first event whose hash or link is wrong. `head` is the hash of the
-        last event: record it elsewhere, so that a later removal of the newest events can be noticed too.
+        Walks the whole sealed chain and names the first event whose hash, link or key version is wrong, across key
+        handovers. `head` is the hash of the last sealed event: record it elsewhere, so that a later removal of the
+        newest events can be noticed too. Events are sealed shortly after they commit (within about a second);
+        `unsealed` and `oldestUnsealedSeconds` report those still waiting, which the chain does not cover yet.
         """
-        verification = service.verify_chain(db.session, current_app.extensions["chain_key"])
+        verification = chain.verify_chain(db.session, current_app.extensions["chain_keys"])
         touched(count=verification.events)
         return verification

@@ -47,8 +47,15 @@ class EventOut(CamelSchema):
     outcome = ma.fields.Integer(required=True, metadata={"description": "HTTP status of the request"})
     request_id = ma.fields.String(allow_none=True, required=True,
                                   metadata={"description": "The request's X-Request-ID"})
-    prev_hash = ma.fields.String(required=True, metadata={"description": "The hash of the event before"})
-    hash = ma.fields.String(required=True, metadata={"description": "This event's hash, over its fields and prevHash"})
+    chain_seq = ma.fields.Integer(allow_none=True, required=True, metadata={
+        "description": "Place in the hash chain; null until the event is sealed (shortly after it commits)"})
+    key_version = ma.fields.Integer(allow_none=True, required=True, metadata={"description": "Chain key version"})
+    prev_hash = ma.fields.String(allow_none=True, required=True,
+                                 metadata={"description": "The hash of the event before; null until sealed"})
+    hash = ma.fields.String(allow_none=True, required=True, metadata={
+        "description": "This event's hash, over its fields and prevHash; null until sealed"})
+    handover_hash = ma.fields.String(allow_none=True, required=True, metadata={
+        "description": "On a key rotation event: the event signed with the new key version"})
 
 
 EventPage = page_schema(EventOut, "AccessEventPage")
@@ -60,8 +67,14 @@ class VerificationOut(CamelSchema):
     valid = ma.fields.Boolean(required=True, metadata={"description": "Whether the whole chain is intact"})
     events = ma.fields.Integer(required=True, metadata={"description": "Events checked"})
     head = ma.fields.String(required=True, metadata={
-        "description": "Hash of the last valid event: keep it elsewhere to detect later removal of the tail"})
+        "description": "Hash of the last valid sealed event: keep it elsewhere to detect later removal of the tail"})
     first_broken = ma.fields.Integer(allow_none=True, required=True,
                                      metadata={"description": "seq of the first event whose hash or link is wrong"})
     problem = ma.fields.String(allow_none=True, required=True,
                                metadata={"description": "What is wrong at firstBroken; null when valid"})
+    key_version = ma.fields.Integer(allow_none=True, required=True,
+                                    metadata={"description": "Chain key version in force at the head"})
+    unsealed = ma.fields.Integer(required=True, metadata={
+        "description": "Committed events not yet sealed into the chain (not covered by this verification)"})
+    oldest_unsealed_seconds = ma.fields.Float(allow_none=True, required=True,
+                                              metadata={"description": "How long the oldest unsealed event has waited"})

@@ -19,7 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from service.audit.chain import rotate_chain_key
+from service.audit.keys import ChainKeys
 from service.config import KeyRing, Settings, key_id
+from service.errors import Conflict
 from service.incidents import rekeying
 
 KEY_BYTES = 32
@@ -48,8 +51,22 @@ KINDS: dict[str, Kind] = {
         kept_because="new fingerprints are brought to the active version through the chain from the oldest key; "
                      "once re-keying is complete the old keys need no secrecy, but they stay in the ring"),
     "export": Kind("EXPORT_KEYS", lambda s: s.export_keys),
+    "chain": Kind(
+        "CHAIN_KEYS", lambda s: s.chain_keys, lambda session, ring, _batch: hand_over_chain(session, ring),
+        kept_because="verifying the access log walks it from its first event, under every version it was sealed "
+                     "with"),
     "token": Kind("TOKEN_SECRETS", None),
 }
+
+
+def hand_over_chain(session: Session, ring: KeyRing) -> int:
+    """The access log's re-keying: one handover event to the ring's newest version, which the sealer signs with
+    the old and the new key (1), or nothing when the chain is at or moving to that version already (0)."""
+    try:
+        rotate_chain_key(session, ChainKeys.from_secrets(ring))
+    except Conflict:
+        return 0
+    return 1
 
 
 class KeyCommandError(RuntimeError):

@@ -404,7 +404,7 @@ def committing(committing_register: Any) -> Any:
 def test_the_logged_count_matches_the_streamed_rows_when_a_write_commits_meanwhile(
         committing: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A create that set recorded_at before the export began commits after the export's transaction (say it
-    waited for the chain lock the export held) and before its rows stream: what is counted must be what streams."""
+    was slow to commit) and before its rows stream: what is counted must be what streams."""
     from service.exports import service as exports
 
     app, engine, location, writer, auditor = committing

@@ -25,7 +25,7 @@ def test_unset_rings_are_derived_from_the_single_keys_as_before(tmp_path):
     assert dict(settings.pseudonym_keys) == {3: master} and settings.pseudonym_keys.active == 3
     for ring in (settings.fingerprint_keys, settings.export_keys):
         assert dict(ring) == {1: master} and ring.active == 1
-    assert settings.chain_keys == {1: master}
+    assert dict(settings.chain_keys) == {1: master}
     assert settings.token_keys.verifying == (("1", TOKEN),) and settings.token_keys.active == "1"
 
 
@@ -40,7 +40,7 @@ def test_rings_are_read_newest_active_from_the_variable_or_its_file(tmp_path):
     assert settings.pseudonym_keys[3] == bytes.fromhex(K3)
     assert list(settings.fingerprint_keys) == [1, 2] and settings.fingerprint_keys.active == 2
     assert settings.export_keys.active == 1  # named: the new key is known everywhere before it writes
-    assert settings.chain_keys == {4: bytes.fromhex(K3)}
+    assert dict(settings.chain_keys) == {4: bytes.fromhex(K3)}
     assert settings.token_keys.active == "b" and settings.token_keys.signing_key == "u" * 32
     assert settings.token_keys.verifying_key("a") == TOKEN and settings.token_keys.verifying_key("c") is None
 

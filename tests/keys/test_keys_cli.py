@@ -109,3 +109,24 @@ def test_es256_keys_rotate_with_the_old_private_key_kept_until_retired(cli, tmp_
     assert retired["retiredKids"] == [kid]
     after = load_settings({"INSTANCE_PATH": str(tmp_path), "TOKEN_ALGORITHM": "ES256"}).token_keys
     assert [k for k, _ in after.verifying] == [rotated["newKid"]]
+
+
+def test_rotating_the_chain_key_hands_the_access_log_over_and_it_verifies_across(cli, tmp_path):
+    assert cli("demo").exit_code == 0  # the demo's story logs its creates in the access log
+    assert _json(cli("audit", "seal"))["sealed"] > 0  # under version 1 (an empty chain starts at the newest)
+    assert _status(cli)["chain"] == {"kind": "chain", "activeVersion": 1, "versions": [1]}
+
+    rotated = _json(cli("keys", "rotate", "--kind", "chain"))
+    assert rotated == {"kind": "chain", "newVersion": 2,
+                       "files": {"CHAIN_KEYS_FILE": str(tmp_path / "chain-keys")}}
+    assert _json(cli("keys", "rekey", "--kind", "chain"))["moved"] == 1  # the handover event
+    assert _json(cli("keys", "rekey", "--kind", "chain"))["moved"] == 0  # once
+    assert _json(cli("audit", "seal"))["unsealed"] == 0
+
+    verified = _json(cli("audit", "verify"))
+    assert (verified["valid"], verified["keyVersion"], verified["unsealed"]) == (True, 2, 0)
+    refused = cli("keys", "retire", "--kind", "chain")
+    assert refused.exit_code != 0 and "every version it was sealed with" in refused.output
+    # Without version 1 the chain cannot be walked: the ring without it fails verification.
+    (tmp_path / "chain-keys").write_text((tmp_path / "chain-keys").read_text().splitlines()[-1].split(",")[-1])
+    assert cli("audit", "verify").exit_code == 1

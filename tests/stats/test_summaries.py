@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from service.audit.keys import ChainKeys
 from service.auth.access import NATIONAL, Caller
 from service.auth.models import Role
 from service.errors import Forbidden
@@ -224,7 +225,7 @@ def _replay(session: Any, spread: list[Any], steps: list[Any]) -> None:
             incident = session.get(Incident, active[step[1] % len(active)])
             retract_incident(session, caller_of(incident.institution_id), incident.id, REASON)
         elif step[0] == "purge":
-            purge(session, b"a" * 32, years=1, now=dt.datetime(2027, 1, 1, 0, 30, tzinfo=dt.UTC))
+            purge(session, ChainKeys({1: b"a" * 32}), years=1, now=dt.datetime(2027, 1, 1, 0, 30, tzinfo=dt.UTC))
             recorded = [i for i in recorded if session.get(Incident, i) is not None]
 
 

@@ -1,0 +1,79 @@
+"""Running the sealer: a background thread in each app process, and one-shot rounds for `risk-register audit seal`.
+
+Every gunicorn worker starts one (service/gunicorn.py, post_worker_init; AUDIT_SEAL_INTERVAL=0 turns it off, for a
+deployment that seals from cron instead). They compete for the sealer's advisory lock each round, so one of them
+seals and the others sleep; a host that dies leaves the work to the others. Tests start none unless they ask.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import Flask
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from service.audit.chain import SEAL_BATCH, seal
+from service.db import db
+
+log = logging.getLogger(__name__)
+
+
+def seal_round(app: Flask, limit: int = SEAL_BATCH) -> int:
+    """Seal up to `limit` events in a transaction of its own, and commit. A round that loses a race with another
+    sealer (SQLite: its snapshot is stale; any database: `chain_seq` taken) seals nothing and is retried later."""
+    with app.app_context():
+        try:
+            sealed = seal(db.session, app.extensions["chain_keys"], limit)
+            db.finish(commit=True)
+        except (IntegrityError, DBAPIError) as exc:
+            db.finish(commit=False)
+            log.info("sealing round skipped: %s", type(exc).__name__)
+            return 0
+    return sealed
+
+
+def seal_everything(app: Flask) -> int:
+    """Seal rounds until the unsealed tail is empty (or another sealer holds the lock); how many were sealed."""
+    total = 0
+    while (sealed := seal_round(app)) == SEAL_BATCH:
+        total += sealed
+    return total + sealed
+
+
+class Sealer:
+    """A daemon thread that seals every `interval` seconds (at once again after a full batch) until stopped."""
+
+    def __init__(self, app: Flask, interval: float) -> None:
+        self.app, self.interval = app, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="access-log-sealer", daemon=True)
+
+    def start(self) -> Sealer:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop after the round in progress; whether the thread has ended."""
+        self._stop.set()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        wait = self.interval
+        while not self._stop.wait(wait):
+            try:
+                wait = 0.0 if seal_round(self.app) == SEAL_BATCH else self.interval
+            except Exception:
+                log.exception("sealing round failed; next try in %.2f s", self.interval)
+                wait = self.interval
+
+
+def start_sealer(app: Flask) -> Sealer | None:
+    """Start this process's sealer, unless AUDIT_SEAL_INTERVAL is 0."""
+    interval = app.extensions["settings"].seal_interval_seconds
+    if interval <= 0:
+        return None
+    sealer = Sealer(app, interval).start()
+    app.extensions["sealer"] = sealer
+    return sealer
