@@ -35,7 +35,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The client package, generated into a temporary folder and imported from there."""
     folder = tmp_path_factory.mktemp("generated")
     result = subprocess.run(  # noqa: S603 - our own tool on our own document
-        [str(BIN / "openapi-python-client"), "generate", "--path", str(ROOT / "openapi.yaml"), "--meta", "none",
+        [str(BIN / "openapi-python-client"), "generate", "--path", str(ROOT / "openapi.yaml"),
+         "--config", str(ROOT / "docs" / "openapi-python-client.yaml"), "--meta", "none",
          "--output-path", str(folder / PACKAGE)],
         capture_output=True, text=True, timeout=300, env={"PATH": str(BIN)}, check=False)
     output = result.stdout + result.stderr
@@ -104,7 +105,8 @@ def test_a_generated_client_runs_a_day_against_the_server(generated, register, t
             record = api("incidents.record_incident")
             first = record.sync_detailed(client=institution, body=body, idempotency_key=key)
             again = record.sync_detailed(client=institution, body=body, idempotency_key=key)
-            assert first.status_code == 201 and isinstance(first.parsed, models.IncidentOut), first.content
+            assert first.status_code == 201 and isinstance(first.parsed, models.AdvisedIncidentOut), first.content
+            assert first.parsed.guidance.next_meldcode_step.question_en  # advice comes with every create
             assert again.headers["Idempotent-Replayed"] == "true" and again.parsed.id == first.parsed.id
             assert first.headers["ETag"] == '"1"' and first.parsed.resident_age_band is models.AgeBand.AGE_16_TO_17
             incidents.append(first.parsed)
@@ -123,7 +125,7 @@ def test_a_generated_client_runs_a_day_against_the_server(generated, register, t
             incidents[0].id, client=institution, if_match='"1"',
             body=models.IncidentPatch(reason="Age band corrected after intake",
                                       resident_age_band=models.AgeBand.AGE_12_TO_15))
-        assert isinstance(corrected, models.IncidentOut), corrected
+        assert isinstance(corrected, models.AdvisedIncidentOut), corrected
         assert (corrected.version, corrected.resident_age_band) == (2, models.AgeBand.AGE_12_TO_15)
         stale = api("incidents.correct_incident").sync_detailed(
             incidents[0].id, client=institution, if_match='"1"', body=models.IncidentPatch(reason="Again"))

@@ -68,11 +68,14 @@ class RouteFields(CamelSchema):
 
     code = ma.fields.String(required=True, validate=[FullMatch(r"^[a-z][A-Za-z0-9]{1,39}$",
                                                                error="Use 2 to 40 letters and digits, camelCase.")],
-                            metadata={"description": "The route's code", "example": "veiligThuis"})
+                            metadata={"description": "The route's code (not a national route's)",
+                                      "example": "zorgEnVeiligheidshuis"})
     label_en = ma.fields.String(required=True, validate=[ma.validate.Length(1, 200), screened],
-                                metadata={"description": "The route's name in English", "example": "Veilig Thuis"})
+                                metadata={"description": "The route's name in English",
+                                          "example": "Care and Safety House Groningen"})
     label_nl = ma.fields.String(required=True, validate=[ma.validate.Length(1, 200), screened],
-                                metadata={"description": "The route's name in Dutch", "example": "Veilig Thuis"})
+                                metadata={"description": "The route's name in Dutch",
+                                          "example": "Zorg- en Veiligheidshuis Groningen"})
     purpose_en = ma.fields.String(required=True, validate=[ma.validate.Length(1, 300), screened],
                                   metadata={"description": "What it is for, in English"})
     purpose_nl = ma.fields.String(required=True, validate=[ma.validate.Length(1, 300), screened],
@@ -84,11 +87,11 @@ class RouteFields(CamelSchema):
     phone = ma.fields.String(allow_none=True, load_default=None, validate=FullMatch(
         r"^0(800|900|88|[1-57-9][0-9]{1,2})-[0-9]{2,4}( ?[0-9]{2,4}){0,3}$",
         error="An organisation's number such as 0800-2000 or 050-367 87 00 (no mobile numbers)."),
-        metadata={"description": "The organisation's public number", "example": "0800-2000"})
+        metadata={"description": "The organisation's public number", "example": "050-367 87 00"})
     website = ma.fields.String(allow_none=True, load_default=None, validate=FullMatch(
         r"^https://[A-Za-z0-9.-]+\.[a-z]{2,}(/[A-Za-z0-9._~/-]*)?$", error="An https address of a website."),
         metadata={"description": "The organisation's website (shown, never fetched)",
-                  "example": "https://veiligthuis.nl"})
+                  "example": "https://www.zvhgroningen.nl"})
     source = ma.fields.String(required=True, validate=[ma.validate.Length(1, 300), screened],
                               metadata={"description": "Where the entry was taken from"})
     date = ma.fields.String(required=True, validate=FullMatch(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", error="A date."),

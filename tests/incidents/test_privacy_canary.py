@@ -427,15 +427,12 @@ def test_identifiers_planted_in_references_names_request_ids_and_keys_never_come
         assert response.status_code == 400, response.json
         assert "/clientReference" in [e["pointer"] for e in response.json["errors"]]
     # A request id that holds an identifier is replaced; an idempotency key is kept as a keyed hash only.
-    recorded = seen.add("create with planted headers", client.post("/v1/incidents", json=visitor_incident(
-        location["id"], "canary-planted"), headers=own | {"X-Request-ID": "111222333",
-                                                           "Idempotency-Key": "CL-0042-111222333"}),
-                        may_show_note=True)
+    planted = visitor_incident(location["id"], "canary-planted")  # one body: a replay must be the same request
+    recorded = seen.add("create with planted headers", client.post("/v1/incidents", json=planted, headers=own | {
+        "X-Request-ID": "111222333", "Idempotency-Key": "CL-0042-111222333"}), may_show_note=True)
     assert recorded.status_code == 201, recorded.json
-    replay = seen.add("replay with planted headers", client.post("/v1/incidents", json=visitor_incident(
-        location["id"], "canary-planted"), headers=own | {"X-Request-ID": "0612345678",
-                                                           "Idempotency-Key": "CL-0042-111222333"}),
-                      may_show_note=True)
+    replay = seen.add("replay with planted headers", client.post("/v1/incidents", json=planted, headers=own | {
+        "X-Request-ID": "0612345678", "Idempotency-Key": "CL-0042-111222333"}), may_show_note=True)
     assert replay.headers["Idempotent-Replayed"] == "true"
     seen.add("list with a safe request id", client.get("/v1/incidents", headers=own | {"X-Request-ID": SAFE_TRACE}),
              may_show_note=True)
