@@ -136,8 +136,8 @@ class Incidents(MethodView):
         turned into keyed pseudonyms and never returned; `note` is refused when it holds identifying data.
         Send an `Idempotency-Key` to make retries safe (kept 24 hours).
         """
-        recorded = service.record_incidents(db.session, current_caller(), [data], _keys())
-        return recorded, ADVISED_OUT.dump(service.advised(db.session, current_caller(), recorded)[0])
+        [recorded] = service.record_advised(db.session, current_caller(), [data], _keys())
+        return [recorded.incident], ADVISED_OUT.dump(recorded)
 
 
 @blp.route("/_batch")
@@ -156,8 +156,8 @@ class IncidentBatch(MethodView):
 
         All or nothing: one invalid item refuses the batch, and every error points into it (`/items/3/occurredAt`).
         """
-        recorded = service.record_incidents(db.session, current_caller(), data["items"], _keys(), batch=True)
-        return recorded, BATCH_OUT.dump({"items": service.advised(db.session, current_caller(), recorded)})
+        recorded = service.record_advised(db.session, current_caller(), data["items"], _keys(), batch=True)
+        return [item.incident for item in recorded], BATCH_OUT.dump({"items": recorded})
 
 
 FOLLOW_UP_COUNTS = {"description": "Signals in the queue per reason (all pages), for a badge: "
