@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import uuid
 from typing import Any
@@ -15,7 +16,7 @@ from service.auth.models import Role
 from service.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, PreconditionRequired
 from service.guidance.models import MunicipalityGuidance
 from service.guidance.service import adviser_of_institution
-from service.incidents import service
+from service.incidents import schemas, service
 from service.incidents.identities import fingerprint_phone, fingerprint_plate
 from service.incidents.models import Incident, Revision, Status
 from service.incidents.rules import incident_errors
@@ -422,3 +423,21 @@ def test_guidance_read_with_the_locations_keeps_to_the_callers_institution(sessi
 
     assert [e.pointer for e in refused.value.errors] == ["/locationId"]
     assert session.scalar(select(func.count()).select_from(Incident)) == 0
+
+
+def test_a_batch_answer_dumps_each_distinct_guidance_once_and_reads_as_batchout_dumps_it(session, a, monkeypatch):
+    shapes = [{"kind": "suspiciousVisitor"}, {"kind": "absence", "followUp": None,
+                                               "absence": {"whereaboutsKnown": False, "riskLevel": "red"}}]
+    recorded = service.record_advised(session, a.caller, [
+        item(a.location, **shapes[i % 2], clientReference=f"SH-{i}") for i in range(6)], KEYS, batch=True)
+    dumped: list[Any] = []
+    real = schemas.GuidanceOut.dump
+    monkeypatch.setattr(schemas.GuidanceOut, "dump", lambda self, value: dumped.append(value) or real(self, value))
+
+    body = schemas.batch_body(recorded)
+
+    assert len({id(r.guidance) for r in recorded}) == 2 and len(dumped) == 2
+    monkeypatch.undo()
+    expected = schemas.BatchOut().dump({"items": recorded})
+    assert json.dumps(body) == json.dumps(expected)  # the same keys in the same order
+    assert body["items"][0]["guidance"] != body["items"][1]["guidance"]
