@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
@@ -51,13 +51,23 @@ class Adviser:
     data: GuidanceData
     routes: dict[str, dict[str, Any]]
     follow_up_days: int
+    # The advice given so far, by what it depends on: signals that fire the same rules at the same step get one
+    # object (a batch has few: 47 in the benchmark's 500), which its answer dumps once (incidents' batch_body).
+    given: dict[tuple[tuple[str, ...], int | None], dict[str, Any]] = field(default_factory=dict, compare=False,
+                                                                             repr=False)
 
     def advise(self, signal: Signal) -> dict[str, Any]:
         fired = [rule for rule in self.data.rules if fires(rule, signal)]
-        codes = list(dict.fromkeys(code for rule in fired for code in rule.routes if code in self.routes))
         step = signal.meldcode_step or NONE_RECORDED
         decided = step >= FINAL_STEP or signal.reported
-        next_step = None if decided else self._step(step + 1)
+        key = (tuple(rule.code for rule in fired), None if decided else step + 1)
+        if key not in self.given:
+            self.given[key] = self._advice(fired, key[1])
+        return self.given[key]
+
+    def _advice(self, fired: list[Rule], next_number: int | None) -> dict[str, Any]:
+        codes = list(dict.fromkeys(code for rule in fired for code in rule.routes if code in self.routes))
+        next_step = None if next_number is None else self._step(next_number)
         if fired:
             reason_en = " ".join(rule.reason_en for rule in fired)
             reason_nl = " ".join(rule.reason_nl for rule in fired)

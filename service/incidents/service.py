@@ -107,18 +107,9 @@ def adviser(session: Session, caller: Caller) -> Adviser:
 
 def advised(session: Session, caller: Caller, incidents: Sequence[Incident],
             advice: Adviser | None = None) -> list[Advised]:
-    """The incidents with their guidance (one statement however many incidents, none when `advice` is given).
-    Incidents with the same signal share one guidance object: a batch has few distinct ones (47 in the
-    benchmark's 500), each advised, and dumped in the answer (`batch_body`), once."""
+    """The incidents with their guidance (one statement however many incidents, none when `advice` is given)."""
     advice = advice or adviser(session, caller)
-    given: dict[Signal, dict[str, Any]] = {}
-    shown = []
-    for incident in incidents:
-        signal = signal_of(incident)
-        if signal not in given:
-            given[signal] = advice.advise(signal)
-        shown.append(Advised(incident, given[signal]))
-    return shown
+    return [Advised(incident, advice.advise(signal_of(incident))) for incident in incidents]
 
 
 def incidents_for(caller: Caller) -> Select[tuple[Incident]]:
