@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -156,15 +156,24 @@ def _columns(values: Mapping[str, Any], keys: IdentityKeys,
     }
 
 
+@functools.cache
+def _own_locations() -> Select[Any]:
+    """The locations among `location_ids` that belong to `institution_id`, with their municipality, the
+    institution's, and its guidance override. Built once (on the hot path, building it cost ~0.1 ms a request)."""
+    return with_override(
+        select(Location.id, Location.municipality_code, Institution.municipality_code)
+        .join(Institution, Institution.id == Location.institution_id)
+        .where(Location.id.in_(bindparam("location_ids", type_=Location.id.type, expanding=True)),
+               Location.institution_id == bindparam("institution_id", type_=Location.institution_id.type)),
+        Institution.municipality_code)
+
+
 def _check_locations(session: Session, caller: Caller, location_ids: Sequence[uuid.UUID],
                      pointer: Any) -> tuple[dict[uuid.UUID, str], Adviser]:
     """The caller's own locations among these, with their municipality (the rollups need it), and the guidance
     of the institution's municipality, read in the same statement; others refused."""
-    rows = session.execute(with_override(
-        select(Location.id, Location.municipality_code, Institution.municipality_code)
-        .join(Institution, Institution.id == Location.institution_id)
-        .where(Location.id.in_(set(location_ids)), Location.institution_id == caller.institution_id),
-        Institution.municipality_code)).all()
+    rows = session.execute(_own_locations(), {"location_ids": list(set(location_ids)),
+                                              "institution_id": caller.institution_id}).all()
     own = {row[0]: row[1] for row in rows}
     # The same answer whether the location exists elsewhere or not at all: nothing about others leaks.
     errors = [FieldError(pointer(i, "locationId"), "Not a location of this institution.")
