@@ -301,7 +301,7 @@ _INCIDENT_OUT, _GUIDANCE_OUT = IncidentOut(), GuidanceOut()  # built once: an in
 
 def batch_body(items: Sequence[Any]) -> dict[str, Any]:
     """What `BatchOut().dump({"items": items})` gives for advised incidents, with each distinct guidance object
-    (incidents with one signal share it) dumped once, not once an item: a fifth of a batch's CPU went to dumping."""
+    (an adviser gives one per outcome: 47 in the benchmark's 500 items) dumped once, not once an item."""
     guidance: dict[int, dict[str, Any]] = {}
     body = []
     for item in items:

@@ -108,7 +108,7 @@ def adviser(session: Session, caller: Caller) -> Adviser:
 def advised(session: Session, caller: Caller, incidents: Sequence[Incident],
             advice: Adviser | None = None) -> list[Advised]:
     """The incidents with their guidance (one statement however many incidents, none when `advice` is given)."""
-    advice = advice or adviser(session, caller)
+    advice = adviser(session, caller) if advice is None else advice
     return [Advised(incident, advice.advise(signal_of(incident))) for incident in incidents]
 
 
