@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import secrets
 import uuid
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Select, delete, exists, select
+from sqlalchemy import Select, bindparam, delete, exists, select
 from sqlalchemy.orm import Session
 
 from service import clock
@@ -148,9 +149,15 @@ def token_refused(session: Session, jti: str, client_id: str) -> bool:
         ident = uuid.UUID(client_id)
     except ValueError:
         return True
-    revoked = exists().where(RevokedToken.jti == jti)
-    row = session.execute(select(ApiClient.active, revoked).where(ApiClient.id == ident)).first()
+    row = session.execute(_client_and_revocation(), {"jti": jti, "client_id": ident}).first()
     return row is None or not row[0] or bool(row[1])
+
+
+@functools.cache
+def _client_and_revocation() -> Select[tuple[bool, bool]]:
+    """Whether the client is active, and whether the token `jti` is revoked. Built once: it runs on every request."""
+    revoked = exists().where(RevokedToken.jti == bindparam("jti", type_=RevokedToken.jti.type))
+    return select(ApiClient.active, revoked).where(ApiClient.id == bindparam("client_id", type_=ApiClient.id.type))
 
 
 def client_query(role: Role | None = None, active: bool | None = None) -> Select[tuple[ApiClient]]:

@@ -37,6 +37,7 @@ from service.incidents.schemas import (
     IncidentSearch,
     RetractionIn,
     RevisionList,
+    batch_body,
 )
 from service.incidents.service import IdentityKeys
 from service.pagination import LINK_HEADER, PageArgs, paginated
@@ -45,7 +46,7 @@ blp = Blueprint("incidents", __name__, url_prefix="/v1/incidents",
                 description="Signals of recruitment, suspicious visitors and absences (institution clients)")
 
 # Built once: a marshmallow schema instance deep-copies its fields, which showed in the write path's profile.
-ADVISED_OUT, BATCH_OUT = AdvisedIncidentOut(), BatchOut()
+ADVISED_OUT = AdvisedIncidentOut()
 ETAG = {"description": "The incident's version, for If-Match", "schema": {"type": "string"}}
 LOCATION = {"description": "URL of the recorded incident", "schema": {"type": "string"}}
 REPLAYED = {"description": "`true` when this is the stored answer to an earlier request with the same key",
@@ -136,8 +137,8 @@ class Incidents(MethodView):
         turned into keyed pseudonyms and never returned; `note` is refused when it holds identifying data.
         Send an `Idempotency-Key` to make retries safe (kept 24 hours).
         """
-        recorded = service.record_incidents(db.session, current_caller(), [data], _keys())
-        return recorded, ADVISED_OUT.dump(service.advised(db.session, current_caller(), recorded)[0])
+        [recorded] = service.record_advised(db.session, current_caller(), [data], _keys())
+        return [recorded.incident], ADVISED_OUT.dump(recorded)
 
 
 @blp.route("/_batch")
@@ -156,8 +157,8 @@ class IncidentBatch(MethodView):
 
         All or nothing: one invalid item refuses the batch, and every error points into it (`/items/3/occurredAt`).
         """
-        recorded = service.record_incidents(db.session, current_caller(), data["items"], _keys(), batch=True)
-        return recorded, BATCH_OUT.dump({"items": service.advised(db.session, current_caller(), recorded)})
+        recorded = service.record_advised(db.session, current_caller(), data["items"], _keys(), batch=True)
+        return [item.incident for item in recorded], batch_body(recorded)
 
 
 FOLLOW_UP_COUNTS = {"description": "Signals in the queue per reason (all pages), for a badge: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import marshmallow as ma
@@ -293,6 +294,21 @@ class BatchOut(CamelSchema):
 
     items = ma.fields.List(ma.fields.Nested(AdvisedIncidentOut), required=True,
                            metadata={"description": "The recorded incidents, in the order sent, each with guidance"})
+
+
+_INCIDENT_OUT, _GUIDANCE_OUT = IncidentOut(), GuidanceOut()  # built once: an instance deep-copies its fields
+
+
+def batch_body(items: Sequence[Any]) -> dict[str, Any]:
+    """What `BatchOut().dump({"items": items})` gives for advised incidents, with each distinct guidance object
+    (an adviser gives one per outcome: 47 in the benchmark's 500 items) dumped once, not once an item."""
+    guidance: dict[int, dict[str, Any]] = {}
+    body = []
+    for item in items:
+        if id(item.guidance) not in guidance:
+            guidance[id(item.guidance)] = _GUIDANCE_OUT.dump(item.guidance)
+        body.append(_INCIDENT_OUT.dump(item) | {"guidance": guidance[id(item.guidance)]})
+    return {"items": body}
 
 
 class IncidentFilters(PageArgs):

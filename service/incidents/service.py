@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -31,11 +31,12 @@ from service.errors import (
     PreconditionRequired,
     field_errors,
 )
-from service.guidance.service import Adviser, Signal, adviser_of_institution
+from service.guidance.service import Adviser, Signal, adviser_of_institution, with_override
+from service.guidance.service import adviser as municipal_adviser  # the incidents' own `adviser` is the caller's
 from service.incidents.identities import IdentityKeys, fingerprint_at, normalise_phone, normalise_plate
 from service.incidents.models import Counted, Incident, Revision, Status
 from service.incidents.rules import incident_errors
-from service.registry.models import Location
+from service.registry.models import Institution, Location
 from service.signals import incidents_changed
 from service.taxonomy.service import load_taxonomy
 
@@ -104,9 +105,10 @@ def adviser(session: Session, caller: Caller) -> Adviser:
     return adviser_of_institution(session, caller.institution_id)  # type: ignore[arg-type]
 
 
-def advised(session: Session, caller: Caller, incidents: Sequence[Incident]) -> list[Advised]:
-    """The incidents with their guidance (two statements, however many incidents)."""
-    advice = adviser(session, caller)
+def advised(session: Session, caller: Caller, incidents: Sequence[Incident],
+            advice: Adviser | None = None) -> list[Advised]:
+    """The incidents with their guidance (one statement however many incidents, none when `advice` is given)."""
+    advice = adviser(session, caller) if advice is None else advice
     return [Advised(incident, advice.advise(signal_of(incident))) for incident in incidents]
 
 
@@ -154,17 +156,31 @@ def _columns(values: Mapping[str, Any], keys: IdentityKeys,
     }
 
 
+@functools.cache
+def _own_locations() -> Select[Any]:
+    """The locations among `location_ids` that belong to `institution_id`, with their municipality, the
+    institution's, and its guidance override. Built once (on the hot path, building it cost ~0.1 ms a request)."""
+    return with_override(
+        select(Location.id, Location.municipality_code, Institution.municipality_code)
+        .join(Institution, Institution.id == Location.institution_id)
+        .where(Location.id.in_(bindparam("location_ids", type_=Location.id.type, expanding=True)),
+               Location.institution_id == bindparam("institution_id", type_=Location.institution_id.type)),
+        Institution.municipality_code)
+
+
 def _check_locations(session: Session, caller: Caller, location_ids: Sequence[uuid.UUID],
-                     pointer: Any) -> dict[uuid.UUID, str]:
-    """The caller's own locations among these, with their municipality (the rollups need it); others refused."""
-    own = dict(session.execute(select(Location.id, Location.municipality_code).where(
-        Location.id.in_(set(location_ids)), Location.institution_id == caller.institution_id)).all())
+                     pointer: Any) -> tuple[dict[uuid.UUID, str], Adviser]:
+    """The caller's own locations among these, with their municipality (the rollups need it), and the guidance
+    of the institution's municipality, read in the same statement; others refused."""
+    rows = session.execute(_own_locations(), {"location_ids": list(set(location_ids)),
+                                              "institution_id": caller.institution_id}).all()
+    own = {row[0]: row[1] for row in rows}
     # The same answer whether the location exists elsewhere or not at all: nothing about others leaks.
     errors = [FieldError(pointer(i, "locationId"), "Not a location of this institution.")
               for i, location_id in enumerate(location_ids) if location_id not in own]
     if errors:
         raise InvalidInput("Some locations are not this institution's.", errors=errors)
-    return own
+    return own, municipal_adviser(rows[0][2], rows[0][3]) if rows else municipal_adviser(None)
 
 
 def _check_repeats(references: Sequence[str], pointer: Any) -> None:
@@ -225,11 +241,23 @@ def _as_incident(row: dict[str, Any]) -> Incident:
 def record_incidents(session: Session, caller: Caller, items: Sequence[Mapping[str, Any]], keys: IdentityKeys,
                      *, batch: bool = False) -> list[Incident]:
     """Record validated incidents, all or none, with a fixed number of statements whatever their count."""
+    return _record(session, caller, items, keys, batch)[0]
 
+
+def record_advised(session: Session, caller: Caller, items: Sequence[Mapping[str, Any]], keys: IdentityKeys,
+                   *, batch: bool = False) -> list[Advised]:
+    """Record validated incidents as `record_incidents` does, with their guidance: what a create answers. The
+    guidance costs no statement of its own (the location check reads it)."""
+    incidents, advice = _record(session, caller, items, keys, batch)
+    return advised(session, caller, incidents, advice)
+
+
+def _record(session: Session, caller: Caller, items: Sequence[Mapping[str, Any]], keys: IdentityKeys,
+            batch: bool) -> tuple[list[Incident], Adviser]:
     def pointer(i: int, field: str) -> str:
         return f"/items/{i}/{field}" if batch else f"/{field}"
 
-    municipalities = _check_locations(session, caller, [item["location_id"] for item in items], pointer)
+    municipalities, advice = _check_locations(session, caller, [item["location_id"] for item in items], pointer)
     references = [item["client_reference"] for item in items]
     _check_repeats(references, pointer)
     now, version = clock.now(), load_taxonomy().version
@@ -256,7 +284,7 @@ def record_incidents(session: Session, caller: Caller, items: Sequence[Mapping[s
     session.add_all(incidents)
     incidents_changed.send(session, changes=[(Counted.of(incident), +1) for incident in incidents],
                            municipalities=municipalities)
-    return incidents
+    return incidents, advice
 
 
 def get_incident(session: Session, caller: Caller, incident_id: uuid.UUID, *, for_update: bool = False) -> Incident:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from service.guidance.data import parse
-from service.guidance.service import Signal, adviser_for
+from service.guidance.service import Signal, adviser, adviser_for
 from service.taxonomy.service import load_taxonomy
 
 SHIPPED = yaml.safe_load(resources.files("service.guidance").joinpath("guidance.yaml").read_text(encoding="utf-8"))
@@ -55,3 +55,19 @@ def test_a_decided_signal_has_no_next_step_and_says_so(session):
     assert reported["next_meldcode_step"] is None and reported["reason_en"].startswith("A decision is recorded")
     assert first["next_meldcode_step"]["step"] == 1
     assert adviser.follow_up_days == 7
+
+
+def test_signals_that_fire_the_same_rules_at_the_same_step_share_one_advice_and_others_do_not():
+    """An adviser gives one advice object per outcome (a batch's answer then dumps it once), never another's."""
+    advice = adviser("GM0014")
+    quiet = Signal("recruitmentAttempt", "unknown", "12to15", meldcode_step=2)
+
+    same = advice.advise(Signal("recruitmentAttempt", "unknown", "16to17", meldcode_step=2))
+    later = advice.advise(Signal("recruitmentAttempt", "unknown", "12to15", meldcode_step=3))
+    fired = advice.advise(Signal("recruitmentAttempt", "criminal", "12to15", indicators=frozenset({"multiplePhones"}),
+                                 meldcode_step=2))
+
+    assert advice.advise(quiet) is same and same["rules"] == [] and same["next_meldcode_step"]["step"] == 3
+    assert later is not same and later["next_meldcode_step"]["step"] == 4
+    assert fired is not same and fired["rules"] == ["criminalExploitation"]
+    assert adviser("GM0014").advise(quiet) is not same  # one adviser a request: nothing kept between them

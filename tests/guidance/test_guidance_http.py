@@ -179,3 +179,39 @@ def test_every_batch_item_and_a_correction_carry_their_own_guidance(client, sess
     assert corrected.status_code == 200, corrected.get_data(as_text=True)
     assert corrected.json["guidance"]["rules"] == ["labourExploitation", "weighingDone"]
     assert corrected.json["guidance"]["nextMeldcodeStep"]["step"] == 5
+
+
+def test_the_next_create_and_batch_read_an_override_set_or_removed_just_before(client, session, headers,
+                                                                               institution, token_for):
+    """Guidance is read in the statement that checks the locations, never kept between requests: an admin's
+    change shows in the very next create and batch, in every worker."""
+    admin, url = token_for(Role.ADMIN), "/v1/guidance/municipalities/GM0014"
+    location = make_location(session, institution)
+    signal = {"exploitationType": "criminal", "indicators": ["multiplePhones"], "followUp": None}
+
+    def zvh(response: Any) -> dict[str, Any]:
+        assert response.status_code == 201, response.get_data(as_text=True)
+        guidance = response.json["items"][0]["guidance"] if "items" in response.json else response.json["guidance"]
+        return next(route for route in guidance["routes"] if route["code"] == "zorgEnVeiligheidshuis")
+
+    def create(reference: str) -> dict[str, Any]:
+        return zvh(client.post("/v1/incidents", headers=headers,
+                               json=incident_body(location.id, clientReference=reference, **signal)))
+
+    def batch(reference: str) -> dict[str, Any]:
+        return zvh(client.post("/v1/incidents/_batch", headers=headers, json={
+            "items": [incident_body(location.id, clientReference=reference, **signal)]}))
+
+    data_file = wire_route("zorgEnVeiligheidshuis", "municipal")
+    assert create("O-1") == data_file and batch("O-2") == data_file
+
+    assert client.put(url, json={"routes": [ZVH_OWN], "followUpDays": 5}, headers=admin).status_code == 200
+    assert create("O-3") == ZVH_OWN | {"scope": "municipal"}
+    assert batch("O-4") == ZVH_OWN | {"scope": "municipal"}
+
+    renamed = ZVH_OWN | {"labelEn": "Care and Safety House Renamed"}
+    assert client.put(url, json={"routes": [renamed], "followUpDays": 5}, headers=admin).status_code == 200
+    assert create("O-5") == renamed | {"scope": "municipal"}
+
+    assert client.delete(url, headers=admin).status_code == 204
+    assert create("O-6") == data_file and batch("O-7") == data_file

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import uuid
 from typing import Any
@@ -13,7 +14,9 @@ from sqlalchemy import event, func, select
 from service.auth.access import Caller
 from service.auth.models import Role
 from service.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, PreconditionRequired
-from service.incidents import service
+from service.guidance.models import MunicipalityGuidance
+from service.guidance.service import adviser_of_institution
+from service.incidents import schemas, service
 from service.incidents.identities import fingerprint_phone, fingerprint_plate
 from service.incidents.models import Incident, Revision, Status
 from service.incidents.rules import incident_errors
@@ -378,3 +381,63 @@ def test_incident_errors_for_a_refused_absence_block_with_a_bad_ended_at():
     values = {"kind": "recruitmentAttempt", "occurred_at": NOW - HOUR,
               "absence": {**ABSENCE, "ended_at": NOW - 2 * HOUR}}
     assert incident_errors(values, now=NOW) == {"absence": ["Only for kind absence."]}
+
+
+def _counted(session: Any, work: Any) -> tuple[Any, list[str]]:
+    connection, seen = session.connection(), []
+
+    def count(_conn, _cursor, statement, _params, _context, _executemany):  # type: ignore[no-untyped-def]
+        seen.append(" ".join(statement.split()))
+
+    event.listen(connection, "before_cursor_execute", count)
+    try:
+        return work(), seen
+    finally:
+        event.remove(connection, "before_cursor_execute", count)
+
+
+def test_recorded_with_guidance_in_the_statements_of_recording_alone(session, a):
+    """A create's guidance (the institution's municipality and an admin's override) is read by the location check:
+    no statement of its own, and the same advice as asked for separately."""
+    session.add(MunicipalityGuidance(municipality_code=a.institution.municipality_code, follow_up_days=3,
+                                     routes=[{"code": "ownDesk", "label_en": "Own desk", "label_nl": "Eigen loket"}]))
+    session.flush()
+    template = item(a.location, kind="suspiciousVisitor")
+
+    _plain, plain_seen = _counted(session, lambda: service.record_incidents(
+        session, a.caller, [{**template, "client_reference": "PLAIN"}], KEYS))
+    recorded, advised_seen = _counted(session, lambda: service.record_advised(
+        session, a.caller, [{**template, "client_reference": f"ADV-{i}"} for i in range(3)], KEYS, batch=True))
+    advice, asked_seen = _counted(session, lambda: adviser_of_institution(session, a.institution.id))
+
+    assert len(advised_seen) == len(plain_seen), (plain_seen, advised_seen)
+    assert [r.guidance for r in recorded] == [advice.advise(service.signal_of(r.incident)) for r in recorded]
+    assert advice.follow_up_days == 3 and "ownDesk" in advice.routes
+    assert len(asked_seen) == 1, asked_seen
+    assert [r.incident.client_reference for r in recorded] == ["ADV-0", "ADV-1", "ADV-2"]
+
+
+def test_guidance_read_with_the_locations_keeps_to_the_callers_institution(session, a, b):
+    with pytest.raises(InvalidInput) as refused:
+        service.record_advised(session, a.caller, [item(b.location)], KEYS)
+
+    assert [e.pointer for e in refused.value.errors] == ["/locationId"]
+    assert session.scalar(select(func.count()).select_from(Incident)) == 0
+
+
+def test_a_batch_answer_dumps_each_distinct_guidance_once_and_reads_as_batchout_dumps_it(session, a, monkeypatch):
+    shapes = [{"kind": "suspiciousVisitor"}, {"kind": "absence", "followUp": None,
+                                               "absence": {"whereaboutsKnown": False, "riskLevel": "red"}}]
+    recorded = service.record_advised(session, a.caller, [
+        item(a.location, **shapes[i % 2], clientReference=f"SH-{i}") for i in range(6)], KEYS, batch=True)
+    dumped: list[Any] = []
+    real = schemas.GuidanceOut.dump
+    monkeypatch.setattr(schemas.GuidanceOut, "dump", lambda self, value: dumped.append(value) or real(self, value))
+
+    body = schemas.batch_body(recorded)
+
+    assert len({id(r.guidance) for r in recorded}) == 2 and len(dumped) == 2
+    monkeypatch.undo()
+    expected = schemas.BatchOut().dump({"items": recorded})
+    assert json.dumps(body) == json.dumps(expected)  # the same keys in the same order
+    assert body["items"][0]["guidance"] != body["items"][1]["guidance"]
