@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from flask import Flask
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -41,15 +42,16 @@ def seal_everything(app: Flask) -> int:
     return total + sealed
 
 
-class Sealer:
-    """A daemon thread that seals every `interval` seconds (at once again after a full batch) until stopped."""
+class Rounds:
+    """A daemon thread that runs `work(app)` every `interval` seconds (at once again while it says there is more)
+    until stopped: the sealer's, and any other background upkeep of an app process (stats/folding.py)."""
 
-    def __init__(self, app: Flask, interval: float) -> None:
-        self.app, self.interval = app, interval
+    def __init__(self, app: Flask, interval: float, work: Callable[[Flask], bool], name: str) -> None:
+        self.app, self.interval, self.work = app, interval, work
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="access-log-sealer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def start(self) -> Sealer:
+    def start(self) -> Rounds:
         self._thread.start()
         return self
 
@@ -63,10 +65,17 @@ class Sealer:
         wait = self.interval
         while not self._stop.wait(wait):
             try:
-                wait = 0.0 if seal_round(self.app) == SEAL_BATCH else self.interval
+                wait = 0.0 if self.work(self.app) else self.interval
             except Exception:
-                log.exception("sealing round failed; next try in %.2f s", self.interval)
+                log.exception("%s round failed; next try in %.2f s", self._thread.name, self.interval)
                 wait = self.interval
+
+
+class Sealer(Rounds):
+    """Seals every `interval` seconds (at once again after a full batch) until stopped."""
+
+    def __init__(self, app: Flask, interval: float) -> None:
+        super().__init__(app, interval, lambda app: seal_round(app) == SEAL_BATCH, "access-log-sealer")
 
 
 def start_sealer(app: Flask) -> Sealer | None:

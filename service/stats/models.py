@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base
+from service.db import Base, UTCDateTime
 
 MEASURES = ("incidents", "step2", "step5", "reported")
 KEY_SUMS = {"incidents": "key_sum", "step2": "step2_key_sum", "step5": "step5_key_sum",
@@ -140,3 +141,27 @@ class UnitResident(UnitKeyed, Base):
     step2: Mapped[int] = mapped_column(Integer, default=0)
     step5: Mapped[int] = mapped_column(Integer, default=0)
     reported: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PendingChange(Base):
+    """An incident as counted, +1 or -1, written by the change's own transaction and not yet folded into the
+    rollups (rollups.fold): one compact row per change instead of some 22 rollup rows on the write path. Never
+    leaves the database; a fold deletes what it adds, so a pseudonym stays here no longer than its change is pending.
+    """
+
+    __tablename__ = "rollup_pending"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                     autoincrement=True)
+    sign: Mapped[int] = mapped_column(SmallInteger)
+    incident_id: Mapped[uuid.UUID]
+    institution_id: Mapped[uuid.UUID]
+    location_id: Mapped[uuid.UUID]
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(40))
+    exploitation_type: Mapped[str] = mapped_column(String(40))
+    age_band: Mapped[str] = mapped_column(String(20))
+    resident_pseudonym: Mapped[str | None] = mapped_column(String(64))
+    record_key: Mapped[int] = mapped_column(SmallInteger)
+    meldcode_step: Mapped[int] = mapped_column(SmallInteger)
+    reported: Mapped[bool] = mapped_column(Boolean)
