@@ -1,4 +1,4 @@
-"""Rollups kept on the write path, so statistics read rows in proportion to units and periods, not incidents."""
+"""Rollups (folded from pending changes): statistics read rows in proportion to units and periods, not incidents."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ class UnitKeyed:
 
 
 class UnitTally(UnitKeyed, Measured, Base):
-    """A unit's released-ready summary per month, quarter and year, kept on write so hotspots read one row per unit.
+    """A unit's released-ready summary per month, quarter and year, kept by folds so hotspots read one row per unit.
 
     Units are a location, an institution (`municipality_code` '') and an institution within one municipality (its
     locations there). Pseudonyms are keyed per institution, so no resident is shared between institutions: a
@@ -131,7 +131,7 @@ class UnitTally(UnitKeyed, Measured, Base):
 class UnitResident(UnitKeyed, Base):
     """Incidents per resident pseudonym in each unit summary: what keeps `UnitTally`'s residents and tops exact.
 
-    Never leaves the database, and is never read by a statistics request: only writes and rebuilds read it.
+    Never leaves the database, and is never read by a statistics request: only folds and rebuilds read it.
     """
 
     __tablename__ = "unit_resident"

@@ -4,7 +4,7 @@ Two kinds, both written here and nowhere else:
 - cells (`incident_rollup`, `resident_rollup`): per week or month, location, kind, exploitation type and age band;
   they answer filtered and broken-down statistics;
 - unit summaries (`unit_tally`, `unit_resident`): per month, quarter or year and unit, with distinct residents and
-  the largest contributions of single residents kept on write; they answer the unfiltered ones in one row per unit.
+  the largest contributions of single residents kept by each fold; they answer the unfiltered ones in one row per unit.
 
 A new incident adds +1 to its rows; a retraction -1; a correction -1 to the old rows and +1 to the new. Deltas of a
 whole batch are summed per row first, then written with one upsert per table, in sorted order, so concurrent
@@ -363,7 +363,7 @@ def prune(session: Session) -> None:
 
 
 def rebuild(session: Session, chunk: int = 5000) -> int:
-    """Recompute every rollup from the active incidents (after a restore or a purge, or to check the write path).
+    """Recompute every rollup from the active incidents (after a restore or a purge, or to check the folds).
 
     On PostgreSQL in set-based SQL (`_REBUILD`); elsewhere through `apply`, a chunk of incidents at a time.
     """
