@@ -8,37 +8,20 @@ must fold small, exactness never depends on it.
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
-from sqlalchemy.exc import DBAPIError
 
-from service.audit.sealing import Rounds
-from service.db import db
+from service.audit.sealing import Rounds, one_round, until_short
 from service.stats.rollups import FOLD_BATCH, fold
-
-log = logging.getLogger(__name__)
 
 
 def fold_round(app: Flask, limit: int = FOLD_BATCH) -> int:
     """Fold up to `limit` pending changes in a transaction of its own, and commit; how many."""
-    with app.app_context():
-        try:
-            folded = fold(db.session, limit)
-            db.finish(commit=True)
-        except DBAPIError as exc:
-            db.finish(commit=False)
-            log.info("folding round skipped: %s", type(exc).__name__)
-            return 0
-    return folded
+    return one_round(app, lambda session: fold(session, limit), "folding")
 
 
 def fold_everything(app: Flask) -> int:
     """Fold rounds until nothing is pending; how many changes were folded."""
-    total = 0
-    while (folded := fold_round(app)) == FOLD_BATCH:
-        total += folded
-    return total + folded
+    return until_short(lambda: fold_round(app), FOLD_BATCH)
 
 
 def start_folder(app: Flask) -> Rounds | None:
