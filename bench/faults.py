@@ -375,12 +375,13 @@ class Register:
             return [(row[0], row[1]) for row in rows]
 
     def rollups_match_rebuild(self) -> dict[str, Any]:
-        """Snapshot the rollups, rebuild them from the incidents in the same transaction, compare, roll back."""
+        """Fold what is pending, snapshot the rollups, rebuild them from the incidents in the same transaction,
+        compare, roll back."""
         from sqlalchemy import select
         from sqlalchemy.orm import Session
 
         from service.stats.models import ResidentRollup, Rollup
-        from service.stats.rollups import rebuild
+        from service.stats.rollups import fold, rebuild
 
         def snapshot(session: Session, table: Any) -> dict[tuple, tuple]:
             keys = [c.name for c in table.__table__.primary_key.columns]
@@ -391,6 +392,7 @@ class Register:
 
         result: dict[str, Any] = {}
         with Session(self.engine) as session:
+            fold(session)  # what is still pending, as a statistics read would
             before = {t.__tablename__: snapshot(session, t) for t in (Rollup, ResidentRollup)}
             counted = rebuild(session)
             session.flush()

@@ -131,7 +131,7 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
     from service.taxonomy.routes import blp as taxonomy
 
     # Statistics listen to what incidents announce (incidents never import statistics); connected once per process.
-    signals.incidents_changed.connect(rollups.apply)
+    signals.incidents_changed.connect(rollups.defer)
     signals.pseudonyms_rekeyed.connect(rollups.rename_residents)
     for blueprint in (oauth, clients, registry, taxonomy, guidance, incidents, stats, exports, audit_events):
         api.register_blueprint(blueprint)

@@ -194,6 +194,14 @@ def stats_rebuild() -> None:
     click.echo(json.dumps({"incidentsCounted": count}))
 
 
+@stats.command("fold")
+def stats_fold() -> None:
+    """Fold every pending change into the rollups now (reads and the app's background folder do this anyway)."""
+    from service.stats.folding import fold_everything
+
+    click.echo(json.dumps({"changesFolded": fold_everything(create_app())}))
+
+
 @main.group()
 def keys() -> None:
     """Key rotation: add a key version, re-key what is stored, retire old versions (README: Rotating keys)."""

@@ -19,6 +19,7 @@ from service import logs
 from service.audit.sealing import start_sealer
 from service.config import instance_path, log_format
 from service.http import PROBLEM_JSON, SERVER_ERROR, conventional_headers, problem_document
+from service.stats.folding import start_folder
 
 worker_class = "service.gunicorn.RegisterWorker"
 # A worker stuck longer than this (a slow client included: sync workers read the request themselves) is killed and
@@ -140,10 +141,13 @@ def post_worker_init(worker: Any) -> None:
     tune_garbage_collection()
     # Each worker seals the access log in a thread of its own; the sealers take turns through one lock.
     start_sealer(worker.wsgi)
+    # And folds pending statistics changes into the rollups, so a statistics read has little left to fold.
+    start_folder(worker.wsgi)
 
 
 def worker_exit(_server: Any, worker: Any) -> None:
     """Stop this worker's sealer cleanly: a round in progress commits or rolls back, never half-written."""
-    sealer = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("sealer")
-    if sealer is not None:
-        sealer.stop()
+    for name in ("sealer", "folder"):
+        rounds = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get(name)
+        if rounds is not None:
+            rounds.stop()

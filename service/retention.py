@@ -61,6 +61,7 @@ def purge(session: Session, keys: ChainKeys, *, years: int, dry_run: bool = Fals
 
 def _purge(session: Session, keys: ChainKeys, older_than: dt.datetime, now: dt.datetime | None) -> Purged:
     rollups.hold(session)  # chunk after chunk touches rollup rows in no single order: writers wait, not deadlock
+    rollups.fold(session)  # what is pending first, so the purge takes away only what was added
     incidents = revisions = 0
     while True:
         chunk = list(session.scalars(select(Incident).where(Incident.occurred_at < older_than).limit(CHUNK)))

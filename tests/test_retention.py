@@ -31,7 +31,7 @@ from service.incidents.models import IdempotencyKey, Incident, Revision
 from service.incidents.service import IdentityKeys, correct_incident, record_incidents, retract_incident
 from service.retention import Purged, purge
 from service.stats.models import ResidentRollup, Rollup
-from service.stats.rollups import rebuild
+from service.stats.rollups import fold, rebuild
 from tests.factories import make_client, make_institution, make_location, seal_access_log
 
 YEARS = 5
@@ -52,8 +52,10 @@ def values(location_id: uuid.UUID, occurred_at: dt.datetime, reference: str, res
 
 
 def rollups(session: Session) -> dict[str, set[tuple[Any, ...]]]:
-    """Every rollup row that counts something (a cell brought back to zero counts nothing, like an absent one)."""
+    """Every rollup row that counts something (a cell brought back to zero counts nothing, like an absent one),
+    after folding what is pending, as a statistics read does."""
     session.expire_all()
+    fold(session)
     snapshot = {}
     for table in (Rollup, ResidentRollup):
         columns = list(table.__table__.columns)

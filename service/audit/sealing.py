@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from flask import Flask
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from service.audit.chain import SEAL_BATCH, seal
 from service.db import db
@@ -19,37 +21,48 @@ from service.db import db
 log = logging.getLogger(__name__)
 
 
-def seal_round(app: Flask, limit: int = SEAL_BATCH) -> int:
-    """Seal up to `limit` events in a transaction of its own, and commit. A round that loses a race with another
-    sealer (SQLite: its snapshot is stale; any database: `chain_seq` taken) seals nothing and is retried later."""
+def one_round(app: Flask, work: Callable[[Session], int], what: str) -> int:
+    """Run `work` in a transaction of its own and commit; what it returns (how much it did). A round that loses a
+    race (SQLite: its snapshot is stale; a unique key taken) does nothing and is retried later."""
     with app.app_context():
         try:
-            sealed = seal(db.session, app.extensions["chain_keys"], limit)
+            done = work(db.session)
             db.finish(commit=True)
-        except (IntegrityError, DBAPIError) as exc:
+        except DBAPIError as exc:  # IntegrityError included
             db.finish(commit=False)
-            log.info("sealing round skipped: %s", type(exc).__name__)
+            log.info("%s round skipped: %s", what, type(exc).__name__)
             return 0
-    return sealed
+    return done
+
+
+def until_short(run_round: Callable[[], int], batch: int) -> int:
+    """Rounds until one does less than a full `batch`; how much they did together."""
+    total = 0
+    while (done := run_round()) == batch:
+        total += done
+    return total + done
+
+
+def seal_round(app: Flask, limit: int = SEAL_BATCH) -> int:
+    """Seal up to `limit` events in a round of its own (`chain_seq` taken by another sealer: nothing sealed)."""
+    return one_round(app, lambda session: seal(session, app.extensions["chain_keys"], limit), "sealing")
 
 
 def seal_everything(app: Flask) -> int:
     """Seal rounds until the unsealed tail is empty (or another sealer holds the lock); how many were sealed."""
-    total = 0
-    while (sealed := seal_round(app)) == SEAL_BATCH:
-        total += sealed
-    return total + sealed
+    return until_short(lambda: seal_round(app), SEAL_BATCH)
 
 
-class Sealer:
-    """A daemon thread that seals every `interval` seconds (at once again after a full batch) until stopped."""
+class Rounds:
+    """A daemon thread that runs `work(app)` every `interval` seconds (at once again while it says there is more)
+    until stopped: the sealer's, and any other background upkeep of an app process (stats/folding.py)."""
 
-    def __init__(self, app: Flask, interval: float) -> None:
-        self.app, self.interval = app, interval
+    def __init__(self, app: Flask, interval: float, work: Callable[[Flask], bool], name: str) -> None:
+        self.app, self.interval, self.work = app, interval, work
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="access-log-sealer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def start(self) -> Sealer:
+    def start(self) -> Rounds:
         self._thread.start()
         return self
 
@@ -63,10 +76,17 @@ class Sealer:
         wait = self.interval
         while not self._stop.wait(wait):
             try:
-                wait = 0.0 if seal_round(self.app) == SEAL_BATCH else self.interval
+                wait = 0.0 if self.work(self.app) else self.interval
             except Exception:
-                log.exception("sealing round failed; next try in %.2f s", self.interval)
+                log.exception("%s round failed; next try in %.2f s", self._thread.name, self.interval)
                 wait = self.interval
+
+
+class Sealer(Rounds):
+    """Seals every `interval` seconds (at once again after a full batch) until stopped."""
+
+    def __init__(self, app: Flask, interval: float) -> None:
+        super().__init__(app, interval, lambda app: seal_round(app) == SEAL_BATCH, "access-log-sealer")
 
 
 def start_sealer(app: Flask) -> Sealer | None:

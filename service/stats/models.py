@@ -1,13 +1,14 @@
-"""Rollups kept on the write path, so statistics read rows in proportion to units and periods, not incidents."""
+"""Rollups (folded from pending changes): statistics read rows in proportion to units and periods, not incidents."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base
+from service.db import Base, UTCDateTime
 
 MEASURES = ("incidents", "step2", "step5", "reported")
 KEY_SUMS = {"incidents": "key_sum", "step2": "step2_key_sum", "step5": "step5_key_sum",
@@ -95,7 +96,7 @@ class UnitKeyed:
 
 
 class UnitTally(UnitKeyed, Measured, Base):
-    """A unit's released-ready summary per month, quarter and year, kept on write so hotspots read one row per unit.
+    """A unit's released-ready summary per month, quarter and year, kept by folds so hotspots read one row per unit.
 
     Units are a location, an institution (`municipality_code` '') and an institution within one municipality (its
     locations there). Pseudonyms are keyed per institution, so no resident is shared between institutions: a
@@ -130,7 +131,7 @@ class UnitTally(UnitKeyed, Measured, Base):
 class UnitResident(UnitKeyed, Base):
     """Incidents per resident pseudonym in each unit summary: what keeps `UnitTally`'s residents and tops exact.
 
-    Never leaves the database, and is never read by a statistics request: only writes and rebuilds read it.
+    Never leaves the database, and is never read by a statistics request: only folds and rebuilds read it.
     """
 
     __tablename__ = "unit_resident"
@@ -140,3 +141,27 @@ class UnitResident(UnitKeyed, Base):
     step2: Mapped[int] = mapped_column(Integer, default=0)
     step5: Mapped[int] = mapped_column(Integer, default=0)
     reported: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PendingChange(Base):
+    """An incident as counted, +1 or -1, written by the change's own transaction and not yet folded into the
+    rollups (rollups.fold): one compact row per change instead of some 22 rollup rows on the write path. Never
+    leaves the database; a fold deletes what it adds, so a pseudonym stays here no longer than its change is pending.
+    """
+
+    __tablename__ = "rollup_pending"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                     autoincrement=True)
+    sign: Mapped[int] = mapped_column(SmallInteger)
+    incident_id: Mapped[uuid.UUID]
+    institution_id: Mapped[uuid.UUID]
+    location_id: Mapped[uuid.UUID]
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(40))
+    exploitation_type: Mapped[str] = mapped_column(String(40))
+    age_band: Mapped[str] = mapped_column(String(20))
+    resident_pseudonym: Mapped[str | None] = mapped_column(String(64))
+    record_key: Mapped[int] = mapped_column(SmallInteger)
+    meldcode_step: Mapped[int] = mapped_column(SmallInteger)
+    reported: Mapped[bool] = mapped_column(Boolean)

@@ -1,15 +1,23 @@
-"""Keeping rollups in step with incidents, in the same transaction as the change that moves them.
+"""Keeping rollups in step with incidents: a change leaves a pending row in its own transaction, folded in later.
 
 Two kinds, both written here and nowhere else:
 - cells (`incident_rollup`, `resident_rollup`): per week or month, location, kind, exploitation type and age band;
   they answer filtered and broken-down statistics;
 - unit summaries (`unit_tally`, `unit_resident`): per month, quarter or year and unit, with distinct residents and
-  the largest contributions of single residents kept on write; they answer the unfiltered ones in one row per unit.
+  the largest contributions of single residents kept by each fold; they answer the unfiltered ones in one row per unit.
 
 A new incident adds +1 to its rows; a retraction -1; a correction -1 to the old rows and +1 to the new. Deltas of a
 whole batch are summed per row first, then written with one upsert per table, in sorted order, so concurrent
 writers lock rows in one order and cannot deadlock each other; a purge or a rebuild, which apply changes in many
 rounds, first `hold` the tables. A resident's row that falls to zero is deleted in the same transaction.
+
+The write path does not do this itself: `defer` (the receiver of signals.incidents_changed) inserts one
+`rollup_pending` row per change, in the change's transaction, so a committed change is never lost and a rolled back
+one never counted. `fold` applies whatever is pending as one batch, set-based, and deletes it, under one lock for
+all folders (PostgreSQL: a transaction-scoped advisory lock; SQLite: its single writer), so each change is folded
+exactly once. Every statistics read folds first (tallies.py), so no released figure lags a committed change; a
+background folder in each app process (folding.py) and `risk-register stats fold` keep the backlog small. A purge,
+a rebuild and a re-keying rename fold or clear what is pending first.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, select, text, tuple_, update
+from sqlalchemy import bindparam, case, delete, func, insert, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.db import bulk_insert, bulk_rows
@@ -38,6 +46,7 @@ from service.stats.models import (
     NOISE_SUMS,
     TOP,
     TOPS,
+    PendingChange,
     ResidentRollup,
     Rollup,
     UnitResident,
@@ -46,6 +55,8 @@ from service.stats.models import (
 
 Table = type[Rollup] | type[ResidentRollup] | type[UnitTally] | type[UnitResident]
 UnitKey = tuple[str, str, str, str, str]  # period type, period, level, unit, municipality code ('' for all)
+FOLD_LOCK = 0x52525F464F4C44  # "RR_FOLD": held by whoever writes the rollups, until its transaction ends
+FOLD_BATCH = 10_000  # pending changes a background round folds at most
 
 
 def _measures(incident: Counted) -> tuple[str, ...]:
@@ -233,10 +244,52 @@ def _write_summaries(session: Session, units: dict[UnitKey, Counter[str]],
                                             for unit, tops in sorted(changed.items())])
 
 
+def defer(session: Session, changes: Iterable[tuple[Counted, int]], **_: Any) -> None:
+    """Leave each (incident as counted, +1 or -1) pending, in the change's transaction; retracted incidents count
+    nowhere. The receiver of signals.incidents_changed (create_app connects it): one INSERT for the whole change."""
+    rows = [{"sign": sign, "incident_id": incident.id, "institution_id": incident.institution_id,
+             "location_id": incident.location_id, "occurred_at": incident.occurred_at, "kind": incident.kind,
+             "exploitation_type": incident.exploitation_type, "age_band": incident.age_band,
+             "resident_pseudonym": incident.resident_pseudonym, "record_key": incident.record_key,
+             "meldcode_step": incident.meldcode_step, "reported": incident.reported}
+            for incident, sign in changes if incident.active]
+    if rows:
+        session.execute(insert(PendingChange.__table__), rows)
+
+
+def _take_fold_lock(session: Session) -> None:
+    """On PostgreSQL, wait until no other transaction writes the rollups, and keep them until this one ends.
+    SQLite lets one writer in at a time anyway (a request takes the write lock when it begins)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(FOLD_LOCK)))
+
+
+def fold(session: Session, limit: int | None = None) -> int:
+    """Apply the pending changes (all, or the oldest `limit`) to the rollups and delete them; how many were folded.
+
+    Nothing pending costs one indexed read and no lock. Otherwise the fold lock is taken before the pending rows
+    are read, so a folder that had to wait finds what the one before it folded gone: none is applied twice.
+    """
+    pending = PendingChange.__table__
+    if session.execute(select(pending.c.seq).limit(1)).first() is None:
+        return 0
+    _take_fold_lock(session)
+    stmt = delete(pending)
+    if limit is not None:
+        stmt = stmt.where(pending.c.seq.in_(select(pending.c.seq).order_by(pending.c.seq).limit(limit)
+                                            .scalar_subquery()))
+    rows = session.execute(stmt.returning(*pending.c)).mappings().all()
+    apply(session, [(Counted(row["incident_id"], True, row["institution_id"], row["location_id"],
+                             row["occurred_at"], row["kind"], row["exploitation_type"], row["age_band"],
+                             row["resident_pseudonym"], row["record_key"], row["meldcode_step"], row["reported"]),
+                     row["sign"]) for row in rows])
+    return len(rows)
+
+
 def apply(session: Session, changes: Iterable[tuple[Counted, int]],
           municipalities: Mapping[uuid.UUID, str] | None = None) -> None:
-    """Add each (incident as counted, +1 or -1) to the rollups; retracted incidents count nowhere. The receiver of
-    signals.incidents_changed (create_app connects it): `apply(session, changes=..., municipalities=...)`.
+    """Add each (incident as counted, +1 or -1) to the rollups now; retracted incidents count nowhere. For a fold,
+    and for a purge or a rebuild, which hold the rollups (and fold what was pending first).
 
     `municipalities` may give the municipality of locations the caller has just read; others are looked up.
     """
@@ -255,7 +308,10 @@ def apply(session: Session, changes: Iterable[tuple[Counted, int]],
 def rename_residents(session: Session, renames: Mapping[str, str], residents: Sequence[Counted]) -> None:
     """Rename residents' rows after their pseudonyms were re-keyed (the receiver of signals.pseudonyms_rekeyed;
     `residents` are their incidents as counted before): counts, record keys and noise stay, as the contributor seed
-    does. Each row is found by its whole key, in sorted order, as writers lock rows."""
+    does. Each row is found by its whole key, in sorted order, as writers lock rows. What was pending is folded
+    first, under its old names (the fold lock then keeps other folders out until this transaction ends)."""
+    fold(session)
+    _take_fold_lock(session)
     counted = [incident for incident in residents if incident.active and incident.resident_pseudonym in renames]
     if not counted:
         return
@@ -289,9 +345,10 @@ def hold(session: Session, *, incidents: bool = False) -> None:
     """On PostgreSQL, keep other writers out of the rollups (and, with `incidents`, out of the incidents) until
     this transaction ends. For a purge or a rebuild: they touch rows in no single order, so a writer must wait
     for them rather than deadlock with them. Tables are taken in the order writers take them. SQLite lets one
-    writer in at a time anyway."""
+    writer in at a time anyway. The fold lock comes first, as every folder takes it before any rollup row."""
     if session.get_bind().dialect.name != "postgresql":
         return
+    _take_fold_lock(session)
     if incidents:
         session.execute(text("LOCK TABLE incident IN SHARE MODE"))
     session.execute(text("LOCK TABLE incident_rollup, resident_rollup, unit_resident, unit_tally "
@@ -306,12 +363,13 @@ def prune(session: Session) -> None:
 
 
 def rebuild(session: Session, chunk: int = 5000) -> int:
-    """Recompute every rollup from the active incidents (after a restore or a purge, or to check the write path).
+    """Recompute every rollup from the active incidents (after a restore or a purge, or to check the folds).
 
     On PostgreSQL in set-based SQL (`_REBUILD`); elsewhere through `apply`, a chunk of incidents at a time.
     """
     hold(session, incidents=True)
-    for table in (ResidentRollup, Rollup, UnitResident, UnitTally):
+    # Nothing pending is lost: every change pending here has committed with its incident, which is counted below.
+    for table in (PendingChange, ResidentRollup, Rollup, UnitResident, UnitTally):
         session.execute(delete(table))
     if session.get_bind().dialect.name == "postgresql":
         for statement in _REBUILD:

@@ -31,6 +31,7 @@ from service.errors import Forbidden
 from service.periods import DAYS_PER_MONTH, UNIT_PERIOD_TYPES, Period
 from service.registry.models import Capacity, Institution, Location
 from service.registry.service import municipality_list
+from service.stats import rollups
 from service.stats.disclosure import (
     SUPPRESSED,
     ZERO,
@@ -254,6 +255,7 @@ def from_summaries(session: Session, caller: Caller, query: Query, periods: Sequ
     scope = _summary_scope(caller, query, periods[0].type, by_unit=by_unit, breakdown=breakdown)
     if scope is None:
         return None
+    rollups.fold(session)  # what committed changes left pending counts too
     table = UnitTally.__table__.c
     stmt = select(UnitTally.__table__).where(table.period_type == periods[0].type,
                                              table.period.in_([p.label for p in periods]))
@@ -308,6 +310,7 @@ def from_cells(session: Session, caller: Caller, query: Query, period: Period, m
                by_unit: bool, breakdown: str | None) -> dict[tuple[str, ...], Tally]:
     """Tallies summed from the cell rollups, per institution and then merged: any filter, breakdown, period and
     scope."""
+    rollups.fold(session)  # what committed changes left pending counts too
     grouping = ([unit_column(query.group_by)] if by_unit else []) + (
         [getattr(Rollup, BREAKDOWNS[breakdown])] if breakdown else [])
     sums = [func.sum(getattr(Rollup, column)) for m in measures for column in (m, KEY_SUMS[m], NOISE_SUMS[m])]

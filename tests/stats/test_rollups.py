@@ -65,7 +65,9 @@ histories = st.tuples(st.lists(specs, min_size=1, max_size=6), changes)
 
 
 def rollup_rows(session: Session) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
-    """Both rollup tables as {primary key: values}, leaving out rows whose every value is zero."""
+    """The rollup tables as {primary key: values}, leaving out rows whose every value is zero; what is pending is
+    folded first, as a statistics read does."""
+    rollups.fold(session)
     found = {}
     for table in (Rollup, ResidentRollup, UnitTally, UnitResident):
         keys = [c.name for c in table.__table__.primary_key.columns]
