@@ -96,7 +96,7 @@ class RouteFields(CamelSchema):
                               metadata={"description": "Where the entry was taken from"})
     date = ma.fields.String(required=True, validate=FullMatch(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", error="A date."),
                             metadata={"description": "When the entry was checked against its source",
-                                      "example": "2026-11-01"})
+                                      "format": "date", "example": "2026-11-01"})
 
 
 class RouteOut(RouteFields):
