@@ -317,10 +317,12 @@ def _funnel(session: Session, caller: Caller, query: Query, period: Period, rule
         reported = cells["reported"]
         # Released from their own records by the same rules, and only where the stage that holds them is.
         own = through.get(() if key is None else (key,), {})
-        decided = SUPPRESSED if reported.suppressed else own.get("decided_in_time", Tally()).released(
-            "incidents", rules)
-        still_open = SUPPRESSED if cells["incidents"].suppressed else own.get("open", Tally()).released(
-            "incidents", rules)
+        # Through `release`, so that in a filtered table they are attribute cells like the stages (a zero too
+        # is suppressed there).
+        decided = SUPPRESSED if reported.suppressed else release.cell(own.get("decided_in_time", Tally()),
+                                                                      "incidents", 0, key)
+        still_open = SUPPRESSED if cells["incidents"].suppressed else release.cell(own.get("open", Tally()),
+                                                                                   "incidents", 0, key)
         return {
             "signals": cells["incidents"].as_dict(), "reached_step2": cells["step2"].as_dict(),
             "reached_step5": cells["step5"].as_dict(), "reported": reported.as_dict(),

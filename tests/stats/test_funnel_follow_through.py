@@ -105,3 +105,19 @@ def test_domain_open_and_decided_are_tallied_from_the_periods_own_records(sessio
     assert set(tallies) == {"open", "decided_in_time"}
     assert (tallies["open"].counts["incidents"], tallies["decided_in_time"].counts["incidents"]) == (3, 2)
     assert tallies["open"].released("incidents", DisclosureRules()).suppressed  # 3: below K, never shown raw
+
+
+def test_in_a_filtered_funnel_a_zero_still_open_is_suppressed_like_every_attribute_cell(client, session, analyst):
+    """Filtered by kind, the stages are attribute cells; `stillOpen` and `decidedInTime` too, so an exact zero
+    cannot tell that every signal of that kind was decided."""
+    location = make_location(session)
+    seed(session, location, 30, kind="absence", meldcode_step=5)
+    seed(session, location, 12, kind="recruitmentAttempt", meldcode_step=1)
+
+    unfiltered = stats(client, FUNNEL, analyst, period="2026-Q2", groupBy="institution")
+    filtered = stats(client, FUNNEL, analyst, period="2026-Q2", groupBy="institution", kind="absence")
+
+    assert unfiltered["units"][0]["stillOpen"]["suppressed"] is False  # 12 open of 42: released
+    for row in (filtered["units"][0], filtered["total"]):
+        assert row["stillOpen"] == SUPPRESSED, row  # the true count is 0
+        assert row["decidedInTime"] == SUPPRESSED, row
