@@ -139,6 +139,8 @@ def tune_garbage_collection() -> None:
 
 def post_worker_init(worker: Any) -> None:
     tune_garbage_collection()
+    if "settings" not in getattr(worker.wsgi, "extensions", {}):
+        return  # another WSGI app under this configuration (the benchmark's baseline app): nothing to seal or fold
     # Each worker seals the access log in a thread of its own; the sealers take turns through one lock.
     start_sealer(worker.wsgi)
     # And folds pending statistics changes into the rollups, so a statistics read has little left to fold.

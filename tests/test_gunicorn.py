@@ -177,3 +177,14 @@ def test_the_token_limit_holds_across_workers_without_redis(server: Server) -> N
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(RateLimitHit)) == 30
     engine.dispose()
+
+
+def test_another_wsgi_app_under_the_configuration_boots_without_a_sealer_or_folder():
+    """bench/run.py serves its baseline app with this configuration: a worker of it starts no register threads."""
+    from flask import Flask
+
+    worker = SimpleNamespace(wsgi=Flask("baseline"))
+    gunicorn.post_worker_init(worker)
+    gunicorn.worker_exit(None, worker)
+    assert "sealer" not in worker.wsgi.extensions and "folder" not in worker.wsgi.extensions
+    gc.unfreeze()
