@@ -342,6 +342,7 @@ def attestation() -> None:
 def attestation_verify(statement_file: Path, jwks_file: Path | None) -> None:
     """Verify a statement offline: FILE holds the compact JWS or the JSON answer of POST
     /v1/incidents/_attestation. Prints the verified statement as JSON; exits 1 when it does not verify."""
+    from service.incidents.attestation import STATEMENT_TYPE
     from service.signing import InvalidStatement, signing_keys, statement_kid, verify_statement
 
     text = statement_file.read_text(encoding="utf-8").strip()
@@ -350,6 +351,8 @@ def attestation_verify(statement_file: Path, jwks_file: Path | None) -> None:
         jwks = json.loads(jwks_file.read_text(encoding="utf-8")) if jwks_file else {
             "keys": signing_keys(load_settings()).jwks()}
         statement = verify_statement(token, jwks)
+        if statement.get("type") != STATEMENT_TYPE:  # another JWS under a published key (an access token, say)
+            raise InvalidStatement(f"signed, but not a statement of signals (type {statement.get('type')!r})")
     except (InvalidStatement, ValueError, KeyError, TypeError) as exc:
         click.echo(json.dumps({"valid": False, "problem": str(exc)}))
         sys.exit(1)

@@ -6,6 +6,8 @@ pseudonyms are keyed per institution, so another institution's resident simply h
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import secrets
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +26,7 @@ from service.incidents.service import IdentityKeys, incidents_for
 STATEMENT_TYPE = "signalAttestation"
 STATEMENT_VERSION = 1
 REQUEST_WINDOW = dt.timedelta(minutes=10)  # a create's access event is appended before its request ends
+WINDOWS_PER_QUERY = 200  # SQLite refuses an expression tree deeper than 1,000
 
 
 class AttestationUnavailable(DomainError):
@@ -40,19 +43,19 @@ def _when(value: dt.datetime | None) -> str | None:
 def _creations(session: Session, incidents: Sequence[Incident]) -> dict[uuid.UUID, AccessEvent]:
     """The access event that recorded each incident's creation: the first successful create event naming it,
     appended in the request that recorded it (so within minutes after its recordedAt)."""
-    if not incidents:
-        return {}
-    windows = [and_(AccessEvent.occurred_at >= incident.recorded_at,
-                    AccessEvent.occurred_at <= incident.recorded_at + REQUEST_WINDOW) for incident in incidents]
-    events = session.scalars(select(AccessEvent).where(
-        AccessEvent.event_type == EventType.CREATE, AccessEvent.outcome < 300, or_(*windows))
-        .order_by(AccessEvent.seq))
     wanted = {str(incident.id): incident.id for incident in incidents}
     found: dict[uuid.UUID, AccessEvent] = {}
-    for event in events:
-        for record in event.records or []:
-            if record in wanted and wanted[record] not in found:
-                found[wanted[record]] = event
+    for start in range(0, len(incidents), WINDOWS_PER_QUERY):  # a resident may have thousands of signals
+        windows = [and_(AccessEvent.occurred_at >= incident.recorded_at,
+                        AccessEvent.occurred_at <= incident.recorded_at + REQUEST_WINDOW)
+                   for incident in incidents[start:start + WINDOWS_PER_QUERY]]
+        events = session.scalars(select(AccessEvent).where(
+            AccessEvent.event_type == EventType.CREATE, AccessEvent.outcome < 300, or_(*windows))
+            .order_by(AccessEvent.seq))
+        for event in events:
+            for record in event.records or []:
+                if record in wanted and (wanted[record] not in found or event.seq < found[wanted[record]].seq):
+                    found[wanted[record]] = event
     return found
 
 
@@ -83,24 +86,37 @@ def _signal(incident: Incident, revisions: list[dict[str, Any]], event: AccessEv
                      "reportedAt": _when(incident.reported_at)},
         "status": incident.status.value, "retractedAt": _when(incident.retracted_at), "version": incident.version,
         "revisions": revisions,
-        "accessLog": None if event is None else {"seq": event.seq, "hash": event.hash,
+        # Its place in the hash chain: `chainSeq` and `hash` once sealed (within about a second of the create).
+        "accessLog": None if event is None else {"seq": event.seq, "chainSeq": event.chain_seq, "hash": event.hash,
                                                  "occurredAt": _when(event.occurred_at)},
     }
 
 
+def commitment(salt: str, resident_ref: str) -> str:
+    """What binds a statement to its resident without naming them: SHA-256 over the salt, a NUL and the residentRef.
+    Whoever is given the salt and the client number can check it; the statement alone reveals nothing."""
+    return hashlib.sha256(f"{salt}\0{resident_ref}".encode()).hexdigest()
+
+
 def attest(session: Session, caller: Caller, keys: IdentityKeys, resident_ref: str,
-           issuer: str) -> tuple[dict[str, Any], list[uuid.UUID]]:
+           issuer: str) -> tuple[dict[str, Any], list[uuid.UUID], str]:
     """The statement (unsigned) of every signal the caller's institution recorded about this resident, in the order
-    they occurred, and the ids it names."""
+    they occurred, the ids it names, and the salt of its commitment to the resident (returned to the caller only,
+    never part of the statement)."""
     forms = keys.residents(caller.institution_id, resident_ref).values()  # type: ignore[arg-type]
     incidents = list(session.scalars(incidents_for(caller).where(Incident.resident_pseudonym.in_(forms))
                                      .order_by(Incident.occurred_at, Incident.id)))
     revisions, creations = _revisions(session, incidents), _creations(session, incidents)
+    salt = secrets.token_urlsafe(16)
     statement = {
         "type": STATEMENT_TYPE, "version": STATEMENT_VERSION, "iss": issuer, "issuedAt": _when(clock.now()),
         "institutionId": str(caller.institution_id),
-        "subject": "The resident named in the request (by the institution's own client number, which is not "
-                   "part of this statement)",
+        "id": str(uuid.uuid4()),
+        "subject": {
+            "description": "The resident named in the request, by the institution's own client number, which is not "
+                           "part of this statement",
+            "commitment": commitment(salt, resident_ref),
+            "commitmentMethod": "SHA-256 (hex) of the salt, one NUL byte and the residentRef, UTF-8"},
         "signals": [_signal(incident, revisions[incident.id], creations.get(incident.id)) for incident in incidents],
     }
-    return statement, [incident.id for incident in incidents]
+    return statement, [incident.id for incident in incidents], salt

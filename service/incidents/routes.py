@@ -11,6 +11,7 @@ from flask import Response, after_this_request, current_app, json, request
 from flask.views import MethodView
 from sqlalchemy import Select
 
+from service.audit.chain import seal
 from service.audit.recording import GIVEN, audited, touched, touched_items
 from service.audit.service import EventType
 from service.auth.access import current_caller, requires
@@ -212,10 +213,12 @@ class Attestation(MethodView):
         keys = current_app.extensions["signing_keys"]
         if keys.private_key is None:
             raise attestation.AttestationUnavailable("Signed statements are not configured on this service.")
-        statement, ids = attestation.attest(db.session, current_caller(), _keys(), data["resident_ref"],
-                                            current_app.extensions["settings"].token_issuer)
+        seal(db.session, current_app.extensions["chain_keys"])  # so that the creates it names have their place
+        statement, ids, salt = attestation.attest(db.session, current_caller(), _keys(), data["resident_ref"],
+                                                  current_app.extensions["settings"].token_issuer)
         touched(ids, filters={"resident_ref": GIVEN})
-        return {"jws": keys.sign(statement), "kid": keys.kid, "statement": statement}, {"Cache-Control": "no-store"}
+        return {"jws": keys.sign(statement), "kid": keys.kid, "statement": statement, "subject_salt": salt}, {
+            "Cache-Control": "no-store"}
 
 
 @blp.route("/_search")

@@ -347,6 +347,10 @@ class AttestationOut(CamelSchema):
                        "it with the key its `kid` names in /v1/oauth/jwks.json, or offline with "
                        "`risk-register attestation verify`"})
     kid = ma.fields.String(required=True, metadata={"description": "The signing key's id (RFC 7638 thumbprint)"})
+    subject_salt = ma.fields.String(required=True, metadata={
+        "description": "The salt of the statement's `subject.commitment`: keep it with the statement, apart from it. "
+                       "With it and the client number, anyone can check that the statement is about that resident; "
+                       "without it the statement names no one", "example": "q3Vd0w2yY1bXGc8fLr5mTA"})
     statement = ma.fields.Dict(required=True, metadata={
         "description": "The payload, for reading: every signal the institution recorded about the resident (dates, "
                        "kind, exploitation type, indicators, meldcode step, reports, corrections and retraction "

@@ -18,6 +18,7 @@ from service.audit.models import AccessEvent
 from service.auth.models import Role
 from service.cli import main
 from service.config import Settings
+from service.incidents.attestation import commitment
 from service.signing import InvalidStatement, signing_keys, verify_statement
 from tests.factories import make_institution, make_location
 from tests.incidents.factories import OMIT, incident_body
@@ -103,8 +104,9 @@ def test_each_signal_names_the_access_event_of_its_creation(client, session, hea
 
     for signal in statement["signals"]:
         event = session.scalars(select(AccessEvent).where(AccessEvent.seq == signal["accessLog"]["seq"])).one()
-        assert (event.event_type, event.records, event.hash) == ("create", [signal["id"]],
-                                                                 signal["accessLog"]["hash"])
+        assert (event.event_type, event.records, event.hash, event.chain_seq) == (
+            "create", [signal["id"]], signal["accessLog"]["hash"], signal["accessLog"]["chainSeq"])
+        assert event.hash is not None  # asking seals first: every create has its place in the chain
 
 
 def test_it_verifies_with_the_published_key_set(client, headers, recorded):
@@ -160,7 +162,33 @@ def test_another_institutions_resident_is_indistinguishable_from_none(client, se
     theirs, nobody = attest(client, other, "CL-0042"), attest(client, other, "CL-7777")
 
     assert theirs["statement"]["signals"] == [] and theirs["kid"] == nobody["kid"]
-    assert {**theirs["statement"], "issuedAt": None} == {**nobody["statement"], "issuedAt": None}
+    unique = {"issuedAt": None, "id": None, "subject": None}  # the time, the statement's id, the salted commitment
+    assert {**theirs["statement"], **unique} == {**nobody["statement"], **unique}
+
+
+def test_a_statement_is_bound_to_its_resident_only_for_whoever_holds_the_salt(client, headers, recorded):
+    body = attest(client, headers)
+    again = attest(client, headers)
+    subject = body["statement"]["subject"]
+
+    assert subject["commitment"] == commitment(body["subjectSalt"], "CL-0042")
+    assert subject["commitment"] != commitment(body["subjectSalt"], "CL-0099")
+    assert "CL-0042" not in json.dumps(body["statement"]) and body["subjectSalt"] not in body["jws"]
+    # Two statements about the same resident are not linkable without their salts, and each has its own id.
+    assert again["statement"]["subject"]["commitment"] != subject["commitment"]
+    assert again["statement"]["id"] != body["statement"]["id"]
+
+
+def test_a_resident_with_more_than_a_thousand_signals_gets_a_statement(client, session, headers, institution):
+    location = make_location(session, institution)
+    items = [incident_body(location.id, clientReference=f"many-{n}", residentRef="CL-0500") for n in range(1010)]
+    for start in range(0, len(items), 500):
+        response = client.post("/v1/incidents/_batch", json={"items": items[start:start + 500]}, headers=headers)
+        assert response.status_code == 201, response.get_data(as_text=True)
+
+    signals = attest(client, headers, "CL-0500")["statement"]["signals"]
+
+    assert len(signals) == 1010 and all(signal["accessLog"]["hash"] for signal in signals)
 
 
 def test_asking_is_an_access_event_of_its_own_without_the_residents_number(client, session, headers, recorded):
@@ -202,3 +230,8 @@ def test_the_verify_command_checks_a_saved_statement_offline(client, headers, re
     assert good.exit_code == 0, good.output
     assert json.loads(good.output) == {"valid": True, "kid": body["kid"], "statement": body["statement"]}
     assert bad.exit_code == 1 and json.loads(bad.output)["valid"] is False
+
+    # Signed under a published key, but not a statement (as an access token would be): refused.
+    saved.write_text(client.application.extensions["signing_keys"].sign({"sub": "a client", "aud": "the API"}))
+    other = runner.invoke(main, ["attestation", "verify", str(saved), "--jwks", str(jwks)])
+    assert other.exit_code == 1 and "not a statement of signals" in json.loads(other.output)["problem"]
