@@ -47,6 +47,13 @@ def test_the_service_role_may_only_append_to_the_access_log_and_seal_each_event_
     with owner.begin() as connection, pytest.raises(ProgrammingError, match="only the sealing columns"):
         connection.execute(text("UPDATE access_event SET hash = :h, request_id = 'x' WHERE seq = :seq"),
                            {"seq": seq, "h": "1" * 64})
+    # The app role cannot half-seal an event (which would stop every sealer behind it), nor insert one sealed.
+    with as_app.begin() as connection, pytest.raises(ProgrammingError, match="sealed whole"):
+        connection.execute(text("UPDATE access_event SET hash = :h WHERE seq = :seq"), {"seq": seq, "h": "3" * 64})
+    with as_app.begin() as connection, pytest.raises(ProgrammingError, match="inserted unsealed"):
+        connection.execute(text(
+            "INSERT INTO access_event (occurred_at, event_type, route, records, filters, outcome, chain_seq, hash) "
+            "VALUES (now(), 'read', 'GET /v1/test', '[]', '{}', 200, 99, :h)"), {"h": "4" * 64})
     with as_app.begin() as connection:  # the sealer's own statement
         connection.execute(text(
             "UPDATE access_event SET chain_seq = 1, prev_hash = :prev, hash = :hash, key_version = 1, "

@@ -8,8 +8,9 @@ and `sealed_at` measures the sealer's lag. The request signs each new event's co
 `mac_version`), so an event inserted by anyone without the key is found once sealed. The events already in the chain keep their place (chain_seq = seq) under
 key version 1, the key they were signed with.
 
-On PostgreSQL a trigger refuses any change to a sealed event and any change but sealing to an unsealed one: for
-every role, the table owner's included, unless it turns the trigger off (which only the owner can).
+On PostgreSQL a trigger refuses any change to a sealed event, any change but sealing (all sealing columns at once) to
+an unsealed one, and an event inserted already sealed: for every role, the table owner's included, unless it turns
+the trigger off (which only the owner can). A half-sealed event would otherwise stop every sealer behind it.
 
 Revision ID: 0011
 Revises: 0008
@@ -30,19 +31,32 @@ depends_on = None
 CONTENT = ("seq", "occurred_at", "event_type", "client_id", "role", "acted_for", "municipality_code", "route",
            "records::text", "record_count", "filters::text", "outcome", "request_id", "mac", "mac_version")
 
+SEALING = ("chain_seq", "prev_hash", "hash", "key_version", "handover_hash", "sealed_at")
+SEALED_TOGETHER = ("chain_seq", "prev_hash", "hash", "key_version", "sealed_at")  # a handover also has handover_hash
+
 SEAL_ONLY = f"""
 CREATE FUNCTION access_event_seal_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF {" OR ".join(f"NEW.{c} IS NOT NULL" for c in SEALING)} THEN
+            RAISE EXCEPTION 'access event % is inserted unsealed: only the sealer links it into the chain', NEW.seq;
+        END IF;
+        RETURN NEW;
+    END IF;
     IF OLD.chain_seq IS NOT NULL OR OLD.hash IS NOT NULL THEN
         RAISE EXCEPTION 'access event % is sealed and is never changed', OLD.seq;
     END IF;
     IF ({", ".join("NEW." + c for c in CONTENT)}) IS DISTINCT FROM ({", ".join("OLD." + c for c in CONTENT)}) THEN
         RAISE EXCEPTION 'only the sealing columns of access event % may be written', OLD.seq;
     END IF;
+    IF {" OR ".join(f"NEW.{c} IS NULL" for c in SEALED_TOGETHER)} THEN
+        RAISE EXCEPTION 'access event % is sealed whole: its chain place, link, hash, key version and time together',
+            OLD.seq;
+    END IF;
     RETURN NEW;
 END
 $$;
-CREATE TRIGGER access_event_seal_only BEFORE UPDATE ON access_event
+CREATE TRIGGER access_event_seal_only BEFORE INSERT OR UPDATE ON access_event
     FOR EACH ROW EXECUTE FUNCTION access_event_seal_only();
 """
 
