@@ -76,7 +76,7 @@ def funnel_limits(expected: float, p: float, phi: float = 1.0) -> tuple[float, f
     if phi > 1:
         spread = special.ndtri(1 - _check_level(p)) * math.sqrt(phi * expected)
         lower, upper = min(lower, max(expected - spread, 0.0)), max(upper, expected + spread)
-    return lower, upper
+    return float(lower), float(upper)  # Python floats: scipy's are numpy's, which the JSON writer refuses
 
 
 def funnel_band(observed: float, expected: float, phi: float = 1.0) -> str:

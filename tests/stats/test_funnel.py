@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import orjson
 import pytest
 from scipy import stats
 
@@ -20,6 +21,7 @@ from service.stats.funnel import (
     poisson_limits,
     rate_change_pvalues,
 )
+from service.stats.service import control_limits, funnel_curve
 
 # --- exact intervals and limits ----------------------------------------------------------------------------------
 
@@ -110,6 +112,16 @@ def test_overdispersion_widens_limits_and_never_narrows_them():
                 assert lower <= exact[0] and upper >= exact[1]
     z = stats.norm.ppf(0.975)
     assert funnel_limits(400.0, 0.95, 2.0) == pytest.approx((400 - z * math.sqrt(800), 400 + z * math.sqrt(800)))
+
+
+@pytest.mark.parametrize("phi", [1.0, 2.5])
+def test_limits_and_the_curve_are_plain_numbers_the_json_writer_takes(phi):
+    """Hotspots are written with orjson, which refuses numpy's floats: widened limits came from numpy (a 500 in
+    bench/run.py, where a national table is overdispersed)."""
+    limits = control_limits(10.0, phi)
+    curve = funnel_curve(0.4, [12.0, 80.0, 300.0], phi)
+    assert all(type(value) is float for value in [*limits.values(), *(v for p in curve for v in p.values())])
+    assert orjson.loads(orjson.dumps({"limits": limits, "curve": curve}))["limits"] == limits
 
 
 # --- overdispersion ----------------------------------------------------------------------------------------------
