@@ -55,14 +55,8 @@ def poisson_limits(expected: float, p: float) -> tuple[float, float]:
     Manktelow (2012) over limits built from a confidence interval around E. Dually, `upper` is the count whose
     exact interval (exact_poisson_interval) has E as its lower end. The lower limit is floored at 0.
     """
-    tail = _check_level(p)
-    if not expected > 0:
-        raise ValueError(f"expected must be positive, got {expected}")
-    # gammainc(x, E) = P(Poisson(E) >= x) for integer x, falling in x; gdtrib(1, q, E) is the x where it is q.
-    upper = float(special.gdtrib(1, tail, expected))
-    # gammaincc(x + 1, E) = P(Poisson(E) <= x) for integer x, rising in x from 0 at x = -1.
-    shape = float(special.gdtrib(1, 1 - tail, expected))
-    return max(shape - 1, 0.0), upper
+    [lower], [upper] = funnel_limits_many([expected], p)
+    return lower, upper
 
 
 def funnel_limits(expected: float, p: float, phi: float = 1.0) -> tuple[float, float]:
@@ -72,11 +66,24 @@ def funnel_limits(expected: float, p: float, phi: float = 1.0) -> tuple[float, f
     E -/+ z * sqrt(phi * E) with z the normal quantile, but never narrower than the exact limits (for small E the
     normal upper limit lies below the skewed exact one, and an overdispersion adjustment must not flag more units).
     """
-    lower, upper = poisson_limits(expected, p)
+    [lower], [upper] = funnel_limits_many([expected], p, phi)
+    return lower, upper
+
+
+def funnel_limits_many(expected: Sequence[float], p: float, phi: float = 1.0) -> tuple[list[float], list[float]]:
+    """funnel_limits for many expected counts at once (one pass of scipy's ufuncs), as Python floats."""
+    tail = _check_level(p)
+    e = np.asarray(expected, dtype=float)
+    if np.any(~(e > 0)):
+        raise ValueError(f"expected must be positive, got {e[~(e > 0)][0]}")
+    # gammainc(x, E) = P(Poisson(E) >= x) for integer x, falling in x; gdtrib(1, q, E) is the x where it is q.
+    upper = special.gdtrib(1, tail, e)
+    # gammaincc(x + 1, E) = P(Poisson(E) <= x) for integer x, rising in x from 0 at x = -1.
+    lower = np.maximum(special.gdtrib(1, 1 - tail, e) - 1, 0.0)
     if phi > 1:
-        spread = special.ndtri(1 - _check_level(p)) * math.sqrt(phi * expected)
-        lower, upper = min(lower, max(expected - spread, 0.0)), max(upper, expected + spread)
-    return float(lower), float(upper)  # Python floats: scipy's are numpy's, which the JSON writer refuses
+        spread = special.ndtri(1 - tail) * np.sqrt(phi * e)
+        lower, upper = np.minimum(lower, np.maximum(e - spread, 0.0)), np.maximum(upper, e + spread)
+    return lower.tolist(), upper.tolist()  # Python floats: the JSON writer refuses numpy's
 
 
 def funnel_band(observed: float, expected: float, phi: float = 1.0) -> str:

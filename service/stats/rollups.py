@@ -264,6 +264,9 @@ def _take_fold_lock(session: Session) -> None:
         session.execute(select(func.pg_advisory_xact_lock(FOLD_LOCK)))
 
 
+FOLD_CHUNK = 5000
+
+
 def fold(session: Session, limit: int | None = None) -> int:
     """Apply the pending changes (all, or the oldest `limit`) to the rollups and delete them; how many were folded.
 
@@ -274,16 +277,21 @@ def fold(session: Session, limit: int | None = None) -> int:
     if session.execute(select(pending.c.seq).limit(1)).first() is None:
         return 0
     _take_fold_lock(session)
-    stmt = delete(pending)
-    if limit is not None:
-        stmt = stmt.where(pending.c.seq.in_(select(pending.c.seq).order_by(pending.c.seq).limit(limit)
-                                            .scalar_subquery()))
-    rows = session.execute(stmt.returning(*pending.c)).mappings().all()
-    apply(session, [(Counted(row["incident_id"], True, row["institution_id"], row["location_id"],
-                             row["occurred_at"], row["kind"], row["exploitation_type"], row["age_band"],
-                             row["resident_pseudonym"], row["record_key"], row["meldcode_step"], row["reported"]),
-                     row["sign"]) for row in rows])
-    return len(rows)
+    folded = 0
+    while limit is None or folded < limit:
+        # A chunk at a time: a backlog of 100,000 changes folds in bounded memory (a worker keeps its peak).
+        chunk = FOLD_CHUNK if limit is None else min(FOLD_CHUNK, limit - folded)
+        rows = session.execute(delete(pending).where(pending.c.seq.in_(
+            select(pending.c.seq).order_by(pending.c.seq).limit(chunk).scalar_subquery()))
+            .returning(*pending.c)).mappings().all()
+        apply(session, [(Counted(row["incident_id"], True, row["institution_id"], row["location_id"],
+                                 row["occurred_at"], row["kind"], row["exploitation_type"], row["age_band"],
+                                 row["resident_pseudonym"], row["record_key"], row["meldcode_step"],
+                                 row["reported"]), row["sign"]) for row in rows])
+        folded += len(rows)
+        if len(rows) < chunk:
+            break
+    return folded
 
 
 def apply(session: Session, changes: Iterable[tuple[Counted, int]],

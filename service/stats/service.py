@@ -27,7 +27,13 @@ from service.incidents.models import Incident, Status
 from service.periods import AMSTERDAM, Period
 from service.registry.models import Location
 from service.stats.disclosure import SUPPRESSED, ZERO, Cell, DisclosureRules, ptable_version, rate
-from service.stats.funnel import eb_estimates, funnel_bands, funnel_limits, overdispersion, rate_change_pvalues
+from service.stats.funnel import (
+    eb_estimates,
+    funnel_bands,
+    funnel_limits_many,
+    overdispersion,
+    rate_change_pvalues,
+)
 from service.stats.models import CURVE_POINTS, DELAY_BANDS, MEASURES
 from service.stats.tallies import (
     Query,
@@ -106,12 +112,12 @@ def _figures(session: Session, caller: Caller, query: Query, periods: Sequence[P
     return found
 
 
-def control_limits(expected: float, phi: float) -> dict[str, float]:
-    """The funnel's 95% and 99.8% limits (counts) for a unit whose expected count is `expected`."""
-    lower95, upper95 = funnel_limits(expected, 0.95, phi)
-    lower998, upper998 = funnel_limits(expected, 0.998, phi)
-    return {"lower95": round(lower95, 2), "upper95": round(upper95, 2),
-            "lower998": round(lower998, 2), "upper998": round(upper998, 2)}
+def control_limits(expected: Sequence[float], phi: float) -> list[dict[str, float]]:
+    """The funnel's 95% and 99.8% limits (counts) for units whose expected counts are `expected`, all at once."""
+    lower95, upper95 = funnel_limits_many(expected, 0.95, phi)
+    lower998, upper998 = funnel_limits_many(expected, 0.998, phi)
+    return [{"lower95": round(a, 2), "upper95": round(b, 2), "lower998": round(c, 2), "upper998": round(d, 2)}
+            for a, b, c, d in zip(lower95, upper95, lower998, upper998, strict=True)]
 
 
 def funnel_curve(reference: float, places: Sequence[float], phi: float) -> list[dict[str, float]]:
@@ -121,8 +127,9 @@ def funnel_curve(reference: float, places: Sequence[float], phi: float) -> list[
     if not places or not reference:
         return []
     exposures = [float(n) for n in np.geomspace(min(places) / 2, max(places) * 1.25, CURVE_POINTS)]
-    return [{"places": round(n, 2), "expected": round(reference * n, 2), **control_limits(reference * n, phi)}
-            for n in exposures]
+    limits = control_limits([reference * n for n in exposures], phi)
+    return [{"places": round(n, 2), "expected": round(reference * n, 2), **at} for n, at in zip(exposures, limits,
+                                                                                             strict=True)]
 
 
 def _trends(now: Mapping[str, Mapping[str, Any]], before: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
@@ -158,6 +165,7 @@ def hotspots(session: Session, caller: Caller, query: Query, period: Period, rul
                                        [figures[k]["places"] for k in usable]), strict=True)) if usable else {}
     bands = dict(zip(usable, funnel_bands([figures[k]["incidents"].value for k in usable],
                                           [expected[k] for k in usable], max(phi, 1.0)), strict=True))
+    limits = dict(zip(usable, control_limits([expected[k] for k in usable], max(phi, 1.0)), strict=True))
     trend = _trends(figures, previous)
     breakdowns = tallies(session, caller, query, period, breakdown=query.breakdown) if query.breakdown else {}
     unit_tally = tallies(session, caller, query, period) if query.breakdown else {}
@@ -173,7 +181,7 @@ def hotspots(session: Session, caller: Caller, query: Query, period: Period, rul
             "expected": _rounded(expected.get(key)),
             "ratio": _rounded(f["incidents"].value / expected[key]) if key in bands else None,
             "funnel_band": bands.get(key),
-            "limits": control_limits(expected[key], max(phi, 1.0)) if key in bands else None,
+            "limits": limits.get(key),
             "eb_rate_per_10_places": _rounded(eb[key] * PER_PLACES, 3) if key in eb else None,
             "previous": {"period": before, "incidents": p["incidents"].as_dict(),
                          "residents": p["residents"].as_dict(), "places": round(p["places"], 1),

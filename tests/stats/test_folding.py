@@ -52,6 +52,19 @@ def test_a_write_leaves_one_pending_row_per_change_and_no_rollup_row(session):
     assert rollups.fold(session) == 0  # nothing is folded twice
 
 
+def test_a_backlog_folds_a_chunk_at_a_time_to_the_same_rollups(session, monkeypatch):
+    location = make_location(session)
+    seed(session, location, 11)
+    monkeypatch.setattr(rollups, "FOLD_CHUNK", 3)  # 3 + 3 + 3 + 2
+
+    assert rollups.fold(session, limit=4) == 4  # a limit across chunks: 3 + 1
+    assert rollups.fold(session) == 7
+    assert (pending(session), stored_incidents(session, location.id)) == (0, 11)
+    written = rollup_rows(session)
+    rollups.rebuild(session)
+    assert rollup_rows(session) == written
+
+
 def test_a_statistics_read_folds_what_is_pending_first(client, session, token_for):
     location = make_location(session)
     recorded = seed(session, location, 30)

@@ -118,7 +118,7 @@ def test_overdispersion_widens_limits_and_never_narrows_them():
 def test_limits_and_the_curve_are_plain_numbers_the_json_writer_takes(phi):
     """Hotspots are written with orjson, which refuses numpy's floats: widened limits came from numpy (a 500 in
     bench/run.py, where a national table is overdispersed)."""
-    limits = control_limits(10.0, phi)
+    [limits] = control_limits([10.0], phi)
     curve = funnel_curve(0.4, [12.0, 80.0, 300.0], phi)
     assert all(type(value) is float for value in [*limits.values(), *(v for p in curve for v in p.values())])
     assert orjson.loads(orjson.dumps({"limits": limits, "curve": curve}))["limits"] == limits
