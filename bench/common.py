@@ -344,3 +344,8 @@ def write_json(path: Path, result: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     return path
+
+
+def letters(n: int) -> str:
+    """n random letters (a to p): unique client references without a run of digits the screening would refuse."""
+    return secrets.token_hex(n)[:n].translate(str.maketrans("0123456789", "ghijklmnop"))

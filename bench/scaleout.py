@@ -51,6 +51,7 @@ from bench.common import (
     SERVER_URL,
     Gunicorn,
     call,
+    letters,
     log_problems,
     machine,
     percentile,
@@ -115,10 +116,10 @@ def drive(config: dict[str, Any]) -> dict[str, Any]:
             started = time.monotonic()
             try:
                 if roll < 0.5:
-                    refs = [f"S-{uuid.uuid4().hex[:20]}"]
+                    refs = [f"S-{letters(20)}"]
                     path, body = "/v1/incidents", incident(location, refs[0])
                 elif roll < 0.6:
-                    refs = [f"S-{uuid.uuid4().hex[:20]}" for _ in range(20)]
+                    refs = [f"S-{letters(20)}" for _ in range(20)]
                     path, body = "/v1/incidents/_batch", {"items": [incident(location, r) for r in refs]}
                 else:
                     status, _, _ = send(port, token, "GET", "/v1/incidents?limit=10")
@@ -204,7 +205,7 @@ def idempotency_across_hosts(ports: list[int], token: str, location: str, engine
                              ) -> dict[str, Any]:
     from sqlalchemy import text
 
-    key, ref = uuid.uuid4().hex, f"I-{uuid.uuid4().hex[:16]}"
+    key, ref = uuid.uuid4().hex, f"I-{letters(16)}"
     body = incident(location, ref)
     first = send(ports[0], token, "POST", "/v1/incidents", body, key)
     replay = send(ports[1], token, "POST", "/v1/incidents", body, key)
@@ -215,7 +216,7 @@ def idempotency_across_hosts(ports: list[int], token: str, location: str, engine
                {"first": first[0], "replay": replay[0], "replayed": replay[2].get("Idempotent-Replayed")})
     checks.add("idempotency: the same key with another body is 422 on the other instance", other[0] == 422,
                {"status": other[0]})
-    raced_key, raced_ref = uuid.uuid4().hex, f"I-{uuid.uuid4().hex[:16]}"
+    raced_key, raced_ref = uuid.uuid4().hex, f"I-{letters(16)}"
     raced_body = incident(location, raced_ref)
     with ThreadPoolExecutor(2) as pool:
         raced = list(pool.map(lambda port: send(port, token, "POST", "/v1/incidents", raced_body, raced_key)[0],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import uuid
 from typing import Any
 
 from sqlalchemy import text
@@ -18,6 +19,15 @@ from service.registry.models import Capacity, Institution, Location, Sector, Set
 
 _serial = itertools.count(1)
 
+
+
+DIGITS_AS_LETTERS = str.maketrans("0123456789", "ghijklmnop")
+
+
+def letters(n: int) -> str:
+    """n random letters (a to p): unique text for a clientReference with no run of digits that the screening could
+    take for a phone number or a BSN (random hex sometimes made one, and the request was refused)."""
+    return uuid.uuid4().hex[:n].translate(DIGITS_AS_LETTERS)
 
 def make_institution(session: Session, **overrides: Any) -> Institution:
     values = {"name": f"Instelling {next(_serial)}", "sector": Sector.YOUTH_CARE, "municipality_code": "GM0014"}

@@ -29,6 +29,7 @@ from service.audit.sealing import Sealer, seal_everything
 from service.audit.service import EventType, append_event
 from service.incidents.models import Incident
 from tests.conftest import CommittingRegister
+from tests.factories import letters
 
 THREADS, REQUESTS = 4, 25
 
@@ -64,7 +65,7 @@ def test_parallel_requests_append_one_event_each_to_a_valid_chain(register: Regi
                     response = client.get("/v1/incidents", headers=register.headers)
                 else:
                     response = client.post("/v1/incidents", headers=register.headers, json={
-                        "clientReference": f"chain-{thread}-{n}-{uuid.uuid4().hex[:6]}",
+                        "clientReference": f"chain-{thread}-{n}-{letters(6)}",
                         "locationId": register.location_id, "kind": "recruitmentAttempt",
                         "exploitationType": "criminal", "occurredAt": occurred,
                         "indicators": ["approachedAtEntrance"]})

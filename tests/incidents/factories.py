@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from service import clock
+from tests.factories import letters
 
 OMIT: Any = object()
 _serial = itertools.count(1)
@@ -34,7 +35,7 @@ def incident_body(location_id: uuid.UUID | str, **overrides: Any) -> dict[str, A
     kind = overrides.get("kind", "recruitmentAttempt")
     occurred = recent(3)
     body: dict[str, Any] = {
-        "clientReference": f"SIG-{next(_serial):06d}-{uuid.uuid4().hex[:6]}",
+        "clientReference": f"SIG-{next(_serial):06d}-{letters(6)}",
         "locationId": str(location_id),
         "kind": kind,
         "exploitationType": "criminal",

@@ -33,7 +33,7 @@ from service.incidents.service import IdentityKeys, record_incidents
 from service.keys.service import rotate_stored, status
 from service.operations import alembic_config
 from service.stats import rollups
-from tests.factories import make_client, make_institution, make_location
+from tests.factories import letters, make_client, make_institution, make_location
 from tests.incidents.test_privacy_canary import database_leaks, log_leaks
 from tests.keys.test_rekeying import released_cells
 from tests.stats.factories import caller_of, incident_values
@@ -149,7 +149,7 @@ def test_rotation_while_writers_and_readers_run_splits_no_resident_and_changes_n
             while not done.is_set() or n < 6:
                 ref = REFS["busy"][n % 3]
                 response = client.post("/v1/incidents", headers=deployment.headers["busy"], json={
-                    "clientReference": f"ROT-{n}-{uuid.uuid4().hex[:6]}", "locationId": deployment.locations["busy"],
+                    "clientReference": f"ROT-{n}-{letters(6)}", "locationId": deployment.locations["busy"],
                     "kind": "suspiciousVisitor", "exploitationType": "criminal",
                     "occurredAt": "2026-11-19T10:00:00+01:00", "residentRef": ref,
                     "indicators": ["unknownAdultWaiting"],
