@@ -38,6 +38,8 @@ from sqlalchemy.orm import Session
 from bench.common import SERVER_URL, indicators_by_kind, scratch_database, upgrade
 
 MUNICIPALITIES, INSTITUTIONS_PER, LOCATIONS_PER = 40, 10, 5
+# The incident table, then the statistics' tables.
+TABLES = ("incident", "incident_rollup", "resident_rollup", "unit_tally", "unit_resident")
 YEARS = 3
 HOTSPOT_SHARE, HOTSPOT_FACTOR = 0.02, 6.0
 COLUMNS = ("id", "institution_id", "location_id", "client_reference", "kind", "exploitation_type", "occurred_at",
@@ -163,13 +165,16 @@ def generate(database_url: str, incidents: int, master_key: bytes, key_version: 
         for table in ("resident_rollup", "unit_tally", "unit_resident"):
             connection.execute(text(f"VACUUM ANALYZE {table}"))
         sizes = {t: connection.execute(text(f"SELECT count(*) FROM {t}")).scalar()  # noqa: S608 - fixed names
-                 for t in ("incident", "incident_rollup", "resident_rollup", "unit_tally", "unit_resident")}
+                 for t in TABLES}
+        # Table, indexes and TOAST together, after VACUUM: what each table takes on disk.
+        stored = {t: connection.execute(text("SELECT pg_total_relation_size(CAST(:t AS regclass))"), {"t": t}).scalar()
+                  for t in TABLES}
     timings["analyzeSeconds"] = round(time.perf_counter() - started, 2)
     engine.dispose()
     by_institution: dict[str, list[str]] = {}
     for spot in spots:
         by_institution.setdefault(str(spot["institution"].id), []).append(str(spot["location"].id))
-    return {"incidents": incidents, "rebuilt": rebuilt, "rows": sizes, "timings": timings,
+    return {"incidents": incidents, "rebuilt": rebuilt, "rows": sizes, "bytes": stored, "timings": timings,
             "municipalities": MUNICIPALITIES, "institutions": len(by_institution), "locations": len(spots),
             "firstDay": first_day.isoformat(), "locationsByInstitution": by_institution,
             "loadPath": "COPY into incident, then service.stats.rollups.rebuild (as `risk-register stats rebuild`)"}
