@@ -31,7 +31,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from importlib import resources
+from itertools import chain
 from typing import Any
+
+import numpy as np
 
 from service.incidents.identities import contributor_seed
 
@@ -59,6 +62,11 @@ class PerturbationTable:
             for rank, key in enumerate(order):
                 table[key] = rank
         return tuple(ranks[0]), tuple(ranks[1])
+
+    @functools.cached_property
+    def dithers(self) -> np.ndarray:
+        """Every dither at once: row 0 the first order's by key, row 1 the shared order's (for release_many)."""
+        return (np.array(self._ranks, dtype=np.float64) + 0.5) / KEY_SPACE
 
     def dither(self, key: int, *, shared: bool = False) -> float:
         """The rounding dither of a cell key: (rank + 1/2) / 256, uniform over (0, 1) for a uniform key."""
@@ -243,6 +251,46 @@ def release(count: int, top_contributions: Sequence[int], parts: Sequence[Part],
     if count < rules.k or is_dominated(count, top_contributions, rules):
         return SUPPRESSED
     return Cell(max(rules.k, perturbed_value(parts)), False)
+
+
+def release_many(counts: Sequence[int], top_contributions: Sequence[Sequence[int]],
+                 parts: Sequence[Sequence[tuple[int, int, int]]], rules: DisclosureRules, *,
+                 zero: Cell = ZERO) -> list[Cell]:
+    """`release` of many cells at once: the same cells, computed in one pass of numpy over all their parts (a
+    hotspots request releases a few thousand). Each cell's parts are given as (count, key_sum, noise_sum) tuples,
+    checked as Part checks them; any invalid cell raises ValueError, as `release` would for it."""
+    cells = len(counts)
+    if len(top_contributions) != cells or len(parts) != cells:
+        raise ValueError("a count, top contributions and parts for every cell")
+    if not cells:
+        return []
+    count = np.array(counts, dtype=np.int64)
+    sizes = np.array([len(p) for p in parts], dtype=np.int64)
+    owner = np.repeat(np.arange(cells), sizes)
+    part_count, key_sum, noise_sum = np.fromiter(chain.from_iterable(chain.from_iterable(parts)), dtype=np.int64
+                                                 ).reshape(-1, 3).T
+    if np.any(part_count < 0) or np.any(np.abs(noise_sum) > NOISE_UNIT * part_count):
+        raise ValueError("a part's count is not negative and its noise is at most 255 per incident")
+    if np.any(count < 0) or np.any(np.bincount(owner, weights=part_count, minlength=cells) != count):
+        raise ValueError("the parts must add up to the count, which is not negative")
+    # The contributions as rows of a matrix, padded with zeros (which no contribution can be: checked below).
+    given = np.array([len(t) for t in top_contributions], dtype=np.int64)
+    flat = np.fromiter(chain.from_iterable(top_contributions), dtype=np.int64)
+    tops = np.zeros((cells, int(given.max())), dtype=np.int64)
+    row = np.repeat(np.arange(cells), given)
+    tops[row, np.arange(len(flat)) - np.repeat(np.cumsum(given) - given, given)] = flat
+    if np.any(flat < 1) or np.any(tops.sum(axis=1) > count):
+        raise ValueError("contributions must be positive and cannot add up to more than the count")
+    share = _exact(rules.dominance_share)
+    largest = -np.sort(-tops, axis=1)[:, : rules.dominance_n].sum(axis=1)
+    hidden = (count < rules.k) | (largest * share.denominator > share.numerator * count)
+    # Each part as part_value rounds it, the same float operations in the same order; parts of 0 add nothing.
+    dither = load_ptable().dithers[(sizes[owner] > 1).astype(np.int64), np.mod(key_sum, KEY_SPACE)]
+    value = ROUNDING_BASE * np.floor((part_count + float(CONTRIBUTOR_SPREAD) * noise_sum / NOISE_UNIT)
+                                     / ROUNDING_BASE + dither)
+    perturbed = np.bincount(owner, weights=np.where(part_count > 0, value, 0.0), minlength=cells)
+    return [zero if n == 0 else SUPPRESSED if h else Cell(max(rules.k, int(v)), False)
+            for n, h, v in zip(count.tolist(), hidden.tolist(), perturbed.tolist(), strict=True)]
 
 
 def rate(released_count: Cell, exposure: float, per: float) -> float | None:

@@ -77,12 +77,17 @@ class Release:
         units, whole = self.gates[n]
         return released_attribute(tally, measure, whole if key is None else units.get((key,), Tally()), self.rules)
 
-    def residents(self, tally: Tally, incidents: Cell) -> Cell:
-        """Distinct residents: a companion of the incidents, shown only when they are."""
-        if incidents.suppressed:
-            return SUPPRESSED
+    def cells(self, tallies: Sequence[Tally], measure: str, n: int, keys: Sequence[str | None]) -> list[Cell]:
+        """`cell` of each tally (`keys` gives the units, None the scope), in one pass where no gate applies."""
+        if self.gates is None:
+            return Tally.released_many(tallies, measure, self.rules)
+        return [self.cell(tally, measure, n, key) for tally, key in zip(tallies, keys, strict=True)]
+
+    def residents(self, tallies: Sequence[Tally], incidents: Sequence[Cell]) -> list[Cell]:
+        """Distinct residents of each tally: a companion of its incidents, shown only when they are."""
         # A zero is a zero for a unit; in a filtered table it is an attribute's, suppressed like 1..K-1.
-        return tally.released_residents(self.rules, zero=ZERO if self.gates is None else SUPPRESSED)
+        residents = Tally.released_residents_many(tallies, self.rules, zero=ZERO if self.gates is None else SUPPRESSED)
+        return [SUPPRESSED if shown.suppressed else cell for shown, cell in zip(incidents, residents, strict=True)]
 
 
 def _release(session: Session, caller: Caller, query: Query, periods: Sequence[Period],
@@ -101,14 +106,14 @@ def _figures(session: Session, caller: Caller, query: Query, periods: Sequence[P
     found = []
     for n, (exposure, (per_unit, whole)) in enumerate(zip(exposures, unit_tallies(session, caller, query, periods),
                                                           strict=True)):
-        figures = {}
-        for key in units:
-            tally = per_unit.get((key,), Tally())
-            places = exposure.get(key, 0.0)
-            incidents = release.cell(tally, "incidents", n, key)
-            figures[key] = {"incidents": incidents, "residents": release.residents(tally, incidents),
-                            "places": places, "rate": rate(incidents, places, PER_PLACES)}
-        found.append((figures, release.cell(whole, "incidents", n), sum(exposure.values(), 0.0)))
+        keys = list(units)
+        tallies = [per_unit.get((key,), Tally()) for key in keys]
+        incidents = release.cells(tallies, "incidents", n, keys)
+        figures = {key: {"incidents": cell, "residents": residents, "places": exposure.get(key, 0.0),
+                         "rate": rate(cell, exposure.get(key, 0.0), PER_PLACES)}
+                   for key, cell, residents in zip(keys, incidents, release.residents(tallies, incidents), strict=True)}
+        [total] = release.cells([whole], "incidents", n, [None])
+        found.append((figures, total, sum(exposure.values(), 0.0)))
     return found
 
 

@@ -18,6 +18,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Date, Integer, Select, case, func, literal, select, true, union_all
@@ -40,6 +41,7 @@ from service.stats.disclosure import (
     Part,
     contributor_noise,
     release,
+    release_many,
     resident_key,
 )
 from service.stats.models import (
@@ -94,36 +96,60 @@ class Tally:
 
     @classmethod
     def part(cls, counts: Mapping[str, int], tops: Mapping[str, Sequence[int]]) -> Tally:
-        """One institution's tally."""
-        return cls(Counter(counts), {m: list(values) for m, values in tops.items()}, [Counter(counts)])
+        """One institution's tally (its counts are its one part: a tally is never changed once made)."""
+        counted = Counter(counts)
+        return cls(counted, {m: list(values) for m, values in tops.items()}, [counted])
 
     @classmethod
     def merged(cls, tallies: Iterable[Tally], measures: Sequence[str] | None = None) -> Tally:
         """Tallies of different institutions (no resident is shared: pseudonyms are per institution) as one: counts
-        add up, the largest contributions stay largest, each institution's part is kept. With `measures`, only the
-        columns of those measures (and the residents)."""
+        add up, the largest contributions stay largest, each institution's part is kept (as it is: never changed).
+        With `measures`, counts and contributions of only those measures (and the residents)."""
         tallies = list(tallies)
         names = tally_columns(MEASURES if measures is None else measures)
         measures = MEASURES if measures is None else measures
-        parts = [Counter({n: part.get(n, 0) for n in names}) for t in tallies for part in t.parts]
+        parts = [part for t in tallies for part in t.parts]
         counts = Counter({n: sum(part[n] for part in parts) for n in names})
         tops = {m: heapq.nlargest(TOP, (v for t in tallies for v in t.tops.get(m, ()))) for m in measures}
         return cls(counts, tops, parts)
 
-    def released(self, measure: str, rules: DisclosureRules, *, zero: Cell = ZERO) -> Cell:
+    def _top(self, measure: str, rules: DisclosureRules) -> list[int]:
+        """The largest contributors' counts; incidents without a resident are contributors of one each (the NK rule
+        of official statistics)."""
         count = self.counts.get(measure, 0)
-        # Incidents without a resident are contributors of one each (the NK rule of official statistics).
         without = min(max(count - self.counts.get(f"{measure}_of_residents", 0), 0), rules.dominance_n)
-        top = sorted([c for c in self.tops.get(measure, []) if c > 0] + [1] * without, reverse=True)
-        parts = [Part(p.get(measure, 0), p.get(KEY_SUMS[measure], 0), p.get(NOISE_SUMS[measure], 0))
-                 for p in self.parts]
-        return release(count, top[: rules.dominance_n], parts, rules, zero=zero)
+        return sorted([c for c in self.tops.get(measure, []) if c > 0] + [1] * without, reverse=True)[
+            : rules.dominance_n]
+
+    def _parts(self, *columns: str) -> list[tuple[int, int, int]]:
+        """Each institution's part of these columns: (count, key sum, noise sum)."""
+        of = itemgetter(*columns)  # a Counter gives 0 for a column it lacks
+        return [of(p) for p in self.parts]
+
+    def released(self, measure: str, rules: DisclosureRules, *, zero: Cell = ZERO) -> Cell:
+        parts = [Part(*part) for part in self._parts(measure, KEY_SUMS[measure], NOISE_SUMS[measure])]
+        return release(self.counts.get(measure, 0), self._top(measure, rules), parts, rules, zero=zero)
 
     def released_residents(self, rules: DisclosureRules, *, zero: Cell = ZERO) -> Cell:
         present = self.counts.get("residents", 0)
-        parts = [Part(p.get("residents", 0), p.get("residents_key_sum", 0), p.get("residents_noise_sum", 0))
-                 for p in self.parts]
+        parts = [Part(*part) for part in self._parts(*RESIDENTS)]
         return release(present, [1] if present else [], parts, rules, zero=zero)
+
+    @staticmethod
+    def released_many(tallies: Sequence[Tally], measure: str, rules: DisclosureRules, *, zero: Cell = ZERO
+                      ) -> list[Cell]:
+        """`released` of each of these tallies, in one pass (release_many)."""
+        return release_many([t.counts.get(measure, 0) for t in tallies], [t._top(measure, rules) for t in tallies],
+                            [t._parts(measure, KEY_SUMS[measure], NOISE_SUMS[measure]) for t in tallies], rules,
+                            zero=zero)
+
+    @staticmethod
+    def released_residents_many(tallies: Sequence[Tally], rules: DisclosureRules, *, zero: Cell = ZERO
+                                ) -> list[Cell]:
+        """`released_residents` of each of these tallies, in one pass (release_many)."""
+        present = [t.counts.get("residents", 0) for t in tallies]
+        return release_many(present, [[1] if n else [] for n in present], [t._parts(*RESIDENTS) for t in tallies],
+                            rules, zero=zero)
 
     def releases_attributes(self, rules: DisclosureRules) -> bool:
         """Whether cells of an attribute (a filter or breakdown) of this unit may show: it is released and has at

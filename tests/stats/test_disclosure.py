@@ -29,6 +29,7 @@ from service.stats.disclosure import (
     ptable_version,
     rate,
     release,
+    release_many,
     resident_key,
     round_to_base,
 )
@@ -219,6 +220,11 @@ def test_contributions_and_parts_must_fit_the_count():
     with pytest.raises(ValueError):
         release(10, [1], one_part(9), RULES)
 
+    # The same refusals from release_many, for an invalid cell beside a valid one; and a part with too much noise.
+    for count, tops, parts in ((10, [8, 3], [(10, 0, 0)]), (10, [0, 1], [(10, 0, 0)]), (10, [1], [(9, 0, 0)]),
+                               (-1, [], []), (1, [1], [(1, 0, NOISE_UNIT + 1)])):
+        with pytest.raises(ValueError):
+            release_many([0, count], [[], tops], [[], parts], RULES)
 
 # --- rounding ----------------------------------------------------------------------------------------------------
 
@@ -301,6 +307,16 @@ def test_same_records_give_the_same_answer_in_any_order_or_grouping(data, cell_s
 
 
 # --- rates -------------------------------------------------------------------------------------------------------
+
+
+@given(many=st.lists(cells(), max_size=12), rules=rules_strategy, zero=st.sampled_from([ZERO, SUPPRESSED]))
+def test_release_many_releases_each_cell_as_release_does(many, rules, zero):
+    expected = [release(count, sorted(tops, reverse=True)[: rules.dominance_n], parts, rules, zero=zero)
+                for count, tops, parts in many]
+    assert release_many([count for count, _, _ in many],
+                        [sorted(tops, reverse=True)[: rules.dominance_n] for _, tops, _ in many],
+                        [[(p.count, p.key_sum, p.noise_sum) for p in parts] for _, _, parts in many],
+                        rules, zero=zero) == expected
 
 
 def test_rates_use_the_released_value_and_are_suppressed_with_their_count():
