@@ -4,6 +4,8 @@ fold` fold what is pending into the rollups, each change exactly once, and nothi
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import threading
 import uuid
 from typing import Any
@@ -18,7 +20,7 @@ from service.auth.models import Role
 from service.cli import main
 from service.incidents.service import record_incidents
 from service.stats import rollups
-from service.stats.folding import fold_everything, fold_round
+from service.stats.folding import MALLOC_TRIM, fold_everything, fold_round
 from service.stats.models import PendingChange, UnitTally
 from tests.factories import make_location
 from tests.stats.factories import KEYS, caller_of, expected_cell, incident_values, seed
@@ -195,3 +197,31 @@ def test_the_background_folder_and_the_command_empty_the_backlog(committing_regi
     assert result.output.strip() == '{"changesFolded": 1}'
     with Session(engine) as session:
         assert (pending(session), stored_incidents(session, location)) == (0, 6)
+
+
+FRAGMENTED_HEAP = """
+import sys
+from service.stats import folding
+
+def rss_kib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+# A fold's kind of garbage: many heap blocks freed, with small survivors between them, so the heap cannot shrink.
+blocks, survivors = [], []
+for _ in range(2000):
+    blocks.append(bytearray(20_000))
+    survivors.append(bytearray(600))
+del blocks
+before = rss_kib()
+folding.return_free_memory()
+print(before - rss_kib())
+"""
+
+
+@pytest.mark.skipif(MALLOC_TRIM is None, reason="the C library has no malloc_trim (not glibc)")
+def test_a_worker_hands_back_what_a_fold_freed():
+    """Freed heap memory goes back to the system, so a worker does not keep the peak of its largest fold."""
+    returned = subprocess.run([sys.executable, "-c", FRAGMENTED_HEAP], capture_output=True, text=True,  # noqa: S603
+                              check=True)
+    assert int(returned.stdout) > 20_000  # KiB of the 40 MB freed
