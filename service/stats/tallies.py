@@ -238,8 +238,9 @@ def units_and_places(session: Session, caller: Caller, query: Query, periods: Se
             .select_from(Location).join(Institution, Institution.id == Location.institution_id)
             .outerjoin(history, history.c.location_id == Location.id).join(bounds, true())
             .where(in_scope(caller, query)).group_by(bounds.c.n, unit, name)):
-        units[str(key)] = municipality_list().name(key) if query.group_by == "municipality" else unit_name
-        exposures[n][str(key)] = (place_days or 0) / DAYS_PER_MONTH
+        unit_key = str(key)
+        units[unit_key] = municipality_list().name(key) if query.group_by == "municipality" else unit_name
+        exposures[n][unit_key] = (place_days or 0) / DAYS_PER_MONTH
     return units, exposures
 
 
