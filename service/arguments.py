@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json as standard_json
 import re
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import flask
@@ -78,6 +79,17 @@ class ArgumentsParser(FlaskParser):
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE,
                                    "querystring": ma.RAISE}
 
+    def handle_error(self, error: ma.ValidationError, req: flask.Request, schema: ma.Schema, *,
+                     error_status_code: int | None, error_headers: Mapping[str, str] | None) -> NoReturn:
+        """Refuse the input. A body's schema may also name what only the database finds wrong with it (a location
+        of another institution: `errors_beside(body)`), so that one answer names every invalid field."""
+        beside = getattr(schema, "errors_beside", None)
+        messages = error.messages if isinstance(error.messages, dict) else {}
+        if beside is not None and isinstance(messages.get("json"), dict):
+            for found in beside(req.get_json()):
+                _add_message(messages["json"], found.pointer, found.detail)
+        super().handle_error(error, req, schema, error_status_code=error_status_code, error_headers=error_headers)
+
     def load_json(self, req: flask.Request, schema: ma.Schema) -> Any:
         """The body as Flask parses it (BodyJSONProvider), once per request: the views that hash or log the body
         read the same parse from Flask's cache."""
@@ -93,6 +105,19 @@ class ArgumentsParser(FlaskParser):
         for key, value in req.args.items(multi=True):
             typed.add(key, _from_text(fields.get(key), value))
         return MultiDictProxy(typed, schema)
+
+
+def _add_message(messages: dict[Any, Any], pointer: str, detail: str) -> None:
+    """Add `detail` at `pointer` (/items/3/locationId) to marshmallow-style nested messages (list items by index),
+    unless a message already refuses what holds it (the items list itself, say)."""
+    *path, last = [int(part) if part.isdigit() else part for part in pointer.strip("/").split("/")]
+    for key in path:
+        messages = messages.setdefault(key, {})
+        if not isinstance(messages, dict):
+            return
+    found = messages.setdefault(last, [])
+    if isinstance(found, list) and detail not in found:
+        found.append(detail)
 
 
 def _from_text(field: ma.fields.Field | None, value: str) -> Any:

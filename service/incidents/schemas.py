@@ -7,10 +7,14 @@ from typing import Any
 
 import marshmallow as ma
 
+from service.auth.access import current_caller
+from service.db import db
+from service.errors import FieldError
 from service.guidance.schemas import GuidanceOut
 from service.incidents.identities import normalise_phone, normalise_plate
 from service.incidents.models import Status
 from service.incidents.rules import incident_errors
+from service.incidents.service import errors_beside
 from service.openapi import Codes, code
 from service.pagination import PageArgs, page_schema
 from service.schemas import CamelSchema, FullMatch, StrictSchema, screened
@@ -174,6 +178,11 @@ class IncidentIn(CamelSchema.from_dict(_incident_fields(new=True), name="Inciden
         if errors:
             raise ma.ValidationError(errors)
 
+    def errors_beside(self, body: Any) -> list[FieldError]:
+        """A location that is not the caller's, for an answer that names every invalid field when the schema
+        refused the body (service/arguments.py asks)."""
+        return errors_beside(db.session, current_caller(), [body], lambda _i, field: f"/{field}")
+
 
 class IncidentPatch(CamelSchema.from_dict(_incident_fields(new=False), name="IncidentFields")):  # type: ignore[misc]
     """A JSON merge patch: fields left out keep their value; null clears an optional one. `reason` is required."""
@@ -188,6 +197,13 @@ class BatchIn(CamelSchema):
 
     items = ma.fields.List(ma.fields.Nested(IncidentIn), required=True, validate=ma.validate.Length(1, MAX_BATCH),
                            metadata={"description": f"1 to {MAX_BATCH} incidents, recorded all or none"})
+
+    def errors_beside(self, body: Any) -> list[FieldError]:
+        """Foreign locations and repeated clientReferences among the items, for an answer that names every
+        invalid field when the schema refused the body (service/arguments.py asks)."""
+        items = body.get("items") if isinstance(body, dict) else None
+        return errors_beside(db.session, current_caller(), items if isinstance(items, list) else [],
+                             lambda i, field: f"/items/{i}/{field}")
 
 
 class RetractionIn(CamelSchema):

@@ -6,11 +6,12 @@ another's incidents (they are simply not found).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,30 +169,69 @@ def _own_locations() -> Select[Any]:
         Institution.municipality_code)
 
 
-def _check_locations(session: Session, caller: Caller, location_ids: Sequence[uuid.UUID],
-                     pointer: Any) -> tuple[dict[uuid.UUID, str], Adviser]:
-    """The caller's own locations among these, with their municipality (the rollups need it), and the guidance
-    of the institution's municipality, read in the same statement; others refused."""
-    rows = session.execute(_own_locations(), {"location_ids": list(set(location_ids)),
+FOREIGN_LOCATIONS, REPEATED_REFERENCES = ("Some locations are not this institution's.",
+                                          "A clientReference appears twice in the batch.")
+
+
+def _own_location_rows(session: Session, caller: Caller, location_ids: Iterable[uuid.UUID]) -> list[Any]:
+    return session.execute(_own_locations(), {"location_ids": list(set(location_ids)),
                                               "institution_id": caller.institution_id}).all()
-    own = {row[0]: row[1] for row in rows}
+
+
+def _location_errors(own: Mapping[uuid.UUID, Any], location_ids: Mapping[int, uuid.UUID],
+                     pointer: Any) -> list[FieldError]:
     # The same answer whether the location exists elsewhere or not at all: nothing about others leaks.
-    errors = [FieldError(pointer(i, "locationId"), "Not a location of this institution.")
-              for i, location_id in enumerate(location_ids) if location_id not in own]
-    if errors:
-        raise InvalidInput("Some locations are not this institution's.", errors=errors)
-    return own, municipal_adviser(rows[0][2], rows[0][3]) if rows else municipal_adviser(None)
+    return [FieldError(pointer(i, "locationId"), "Not a location of this institution.")
+            for i, location_id in location_ids.items() if location_id not in own]
 
 
-def _check_repeats(references: Sequence[str], pointer: Any) -> None:
+def _repeat_errors(references: Mapping[int, str], pointer: Any) -> list[FieldError]:
     seen: dict[str, int] = {}
     repeated = []
-    for i, reference in enumerate(references):
+    for i, reference in references.items():
         if reference in seen:
             repeated.append(FieldError(pointer(i, "clientReference"), f"Repeats item {seen[reference]}."))
         seen.setdefault(reference, i)
-    if repeated:
-        raise InvalidInput("A clientReference appears twice in the batch.", errors=repeated)
+    return repeated
+
+
+def _refuse(location_errors: Sequence[FieldError], repeat_errors: Sequence[FieldError] = ()) -> None:
+    """One 400 naming every foreign location and every repeated clientReference, if any."""
+    if location_errors or repeat_errors:
+        detail = " ".join(d for d, errors in ((FOREIGN_LOCATIONS, location_errors),
+                                               (REPEATED_REFERENCES, repeat_errors)) if errors)
+        raise InvalidInput(detail, errors=[*location_errors, *repeat_errors])
+
+
+def _check_locations(session: Session, caller: Caller, location_ids: Sequence[uuid.UUID],
+                     pointer: Any, references: Sequence[str] = ()) -> tuple[dict[uuid.UUID, str], Adviser]:
+    """The caller's own locations among these, with their municipality (the rollups need it), and the guidance
+    of the institution's municipality, read in the same statement; others refused, and with them any repeat
+    among `references` (a batch's clientReferences), in one answer."""
+    rows = _own_location_rows(session, caller, location_ids)
+    own = {row[0]: row[1] for row in rows}
+    _refuse(_location_errors(own, dict(enumerate(location_ids)), pointer),
+            _repeat_errors(dict(enumerate(references)), pointer))
+    return own, municipal_adviser(rows[0][2], rows[0][3]) if rows else municipal_adviser(None)
+
+
+def errors_beside(session: Session, caller: Caller, items: Sequence[Any], pointer: Any) -> list[FieldError]:
+    """What `_check_locations` would refuse in a body whose schema validation failed, so that one answer names
+    every invalid field: the locations (given as UUIDs) that are not the caller's, and repeated clientReferences
+    (given as text). `items` are the body's items as sent; anything of another shape is left to the schema."""
+    if caller.institution_id is None:
+        return []
+    location_ids: dict[int, uuid.UUID] = {}
+    references: dict[int, str] = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            continue
+        with contextlib.suppress(AttributeError, TypeError, ValueError):
+            location_ids[i] = uuid.UUID(item.get("locationId"))
+        if isinstance(item.get("clientReference"), str):
+            references[i] = item["clientReference"]
+    own = {row[0] for row in _own_location_rows(session, caller, location_ids.values())} if location_ids else set()
+    return [*_location_errors(dict.fromkeys(own), location_ids, pointer), *_repeat_errors(references, pointer)]
 
 
 def _refuse_recorded(session: Session, caller: Caller, references: Sequence[str], pointer: Any,
@@ -208,11 +248,6 @@ def _refuse_recorded(session: Session, caller: Caller, references: Sequence[str]
             members={"existing": [f"/v1/incidents/{existing[r]}" for r in references if r in existing]},
             headers={"Location": f"/v1/incidents/{next(iter(existing.values()))}"} if len(existing) == 1 else {},
         )
-
-
-def _check_client_references(session: Session, caller: Caller, references: Sequence[str], pointer: Any) -> None:
-    _check_repeats(references, pointer)
-    _refuse_recorded(session, caller, references, pointer)
 
 
 INCIDENT_COLUMNS = tuple(c.name for c in Incident.__table__.columns)
@@ -257,9 +292,9 @@ def _record(session: Session, caller: Caller, items: Sequence[Mapping[str, Any]]
     def pointer(i: int, field: str) -> str:
         return f"/items/{i}/{field}" if batch else f"/{field}"
 
-    municipalities, advice = _check_locations(session, caller, [item["location_id"] for item in items], pointer)
     references = [item["client_reference"] for item in items]
-    _check_repeats(references, pointer)
+    municipalities, advice = _check_locations(session, caller, [item["location_id"] for item in items], pointer,
+                                              references)
     now, version = clock.now(), load_taxonomy().version
     residents = _stored_residents(session, caller.institution_id,
                                   {item["resident_ref"] for item in items if item.get("resident_ref")}, keys)
@@ -400,7 +435,7 @@ def correct_incident(session: Session, caller: Caller, incident_id: uuid.UUID, p
     if "location_id" in changes:
         _check_locations(session, caller, [merged["location_id"]], lambda _i, field: f"/{field}")
     if merged["client_reference"] != incident.client_reference:
-        _check_client_references(session, caller, [merged["client_reference"]], lambda _i, field: f"/{field}")
+        _refuse_recorded(session, caller, [merged["client_reference"]], lambda _i, field: f"/{field}")
 
     resident_ref = merged.get("resident_ref")
     columns = _columns(merged, keys, _stored_residents(session, caller.institution_id, {resident_ref}, keys)

@@ -356,13 +356,21 @@ def test_foreign_and_unknown_locations_get_the_same_answer(client, session, head
     assert count(session) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the location check runs only after schema validation passed, so a "
-                                       "foreign locationId is not named together with the other bad fields")
 def test_foreign_location_is_named_together_with_other_bad_fields(client, session, headers, other):
     sent = incident_body(other.location.id, occurredAt=FUTURE, followUp=OMIT)
     response = client.post("/v1/incidents", json=sent, headers=headers)
     assert_problem(response, 400)
     assert pointers(response) == ["/locationId", "/occurredAt"]
+    assert str(other.location.id) not in response.get_data(as_text=True)
+    assert count(session) == 0
+
+
+def test_a_location_id_that_is_no_uuid_is_named_once_by_the_schema(client, session, headers):
+    response = client.post("/v1/incidents", json=incident_body("not-a-uuid", occurredAt=FUTURE, followUp=OMIT),
+                           headers=headers)
+    body = assert_problem(response, 400)
+    assert pointers(response) == ["/locationId", "/occurredAt"]
+    assert [e["detail"] for e in body["errors"] if e["pointer"] == "/locationId"] == ["Not a valid UUID."]
 
 
 def test_duplicate_client_reference_is_a_conflict_naming_the_existing_incident(client, session, headers, location,
@@ -462,6 +470,24 @@ def test_batch_with_a_repeated_client_reference_is_refused(client, session, head
 
     body = assert_problem(response, 400)
     assert body["errors"] == [{"pointer": "/items/1/clientReference", "detail": "Repeats item 0."}]
+    assert count(session) == 0
+
+
+def test_batch_names_foreign_locations_repeats_and_bad_fields_in_one_answer(client, session, headers, location,
+                                                                             other):
+    items = [incident_body(location.id, clientReference="SAME"), incident_body(other.location.id),
+             incident_body(location.id, clientReference="SAME")]
+    response = client.post("/v1/incidents/_batch", json={"items": items}, headers=headers)
+    body = assert_problem(response, 400)
+    assert pointers(response) == ["/items/1/locationId", "/items/2/clientReference"]
+    assert body["detail"] == ("Some locations are not this institution's. "
+                              "A clientReference appears twice in the batch.")
+
+    items[0]["indicators"] = ["lateReturn"]  # and a field the schema refuses: still every one of them
+    response = client.post("/v1/incidents/_batch", json={"items": items}, headers=headers)
+    assert_problem(response, 400)
+    assert pointers(response) == ["/items/0/indicators", "/items/1/locationId", "/items/2/clientReference"]
+    assert str(other.location.id) not in response.get_data(as_text=True)
     assert count(session) == 0
 
 
