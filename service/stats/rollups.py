@@ -13,11 +13,13 @@ rounds, first `hold` the tables. A resident's row that falls to zero is deleted 
 
 The write path does not do this itself: `defer` (the receiver of signals.incidents_changed) inserts one
 `rollup_pending` row per change, in the change's transaction, so a committed change is never lost and a rolled back
-one never counted. `fold` applies whatever is pending as one batch, set-based, and deletes it, under one lock for
-all folders (PostgreSQL: a transaction-scoped advisory lock; SQLite: its single writer), so each change is folded
-exactly once. Every statistics read folds first (tallies.py), so no released figure lags a committed change; a
-background folder in each app process (folding.py) and `risk-register stats fold` keep the backlog small. A purge,
-a rebuild and a re-keying rename fold or clear what is pending first.
+one never counted. `fold` applies whatever is pending, a chunk at a time, and deletes it, under one lock for all
+folders (PostgreSQL: a transaction-scoped advisory lock; SQLite: its single writer), so each change is folded
+exactly once. On PostgreSQL the database sums a chunk itself with the rebuild's statements (each change weighted by
+its sign) and upserts the sums; only each resident's unit rows come back, to follow distinct residents and top
+contributions. Elsewhere `apply` sums in Python. Every statistics read folds first (tallies.py), so no released
+figure lags a committed change; a background folder in each app process (folding.py) and `risk-register stats fold`
+keep the backlog small. A purge, a rebuild and a re-keying rename fold or clear what is pending first.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, insert, select, text, tuple_, update
+from sqlalchemy import BigInteger, bindparam, case, delete, func, insert, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from service.db import bulk_insert, bulk_rows
@@ -213,6 +216,13 @@ def _write_summaries(session: Session, units: dict[UnitKey, Counter[str]],
     """Write the unit summaries: counts add up; distinct residents and top contributions follow each resident's
     contribution before and after the change (read back from `unit_resident`, whose rows this transaction locks)."""
     after = _upsert(session, UnitResident, unit_residents, returning=MEASURES) if unit_residents else {}
+    _follow_residents(session, units, unit_residents, after)
+
+
+def _follow_residents(session: Session, units: dict[UnitKey, Counter[str]],
+                      unit_residents: Mapping[tuple, Counter[str]], after: Mapping[tuple, Mapping[str, int]]) -> None:
+    """With `unit_resident` written (each resident's values `after` the deltas `unit_residents`): forget who left,
+    then add the units' deltas `units` with their distinct residents, and follow their top contributions."""
     _forget_left(session, UnitResident, after)
     moves: dict[UnitKey, list[tuple[dict[str, int], dict[str, int]]]] = defaultdict(list)
     for (*key, pseudonym), delta in unit_residents.items():
@@ -227,6 +237,7 @@ def _write_summaries(session: Session, units: dict[UnitKey, Counter[str]],
             units[unit]["residents_key_sum"] += sign * resident_key(pseudonym)
             units[unit]["residents_noise_sum"] += sign * contributor_noise(pseudonym)
         moves[unit].append((old, new))  # type: ignore[index]
+        units.setdefault(unit, Counter())  # type: ignore[arg-type]
     current = _upsert(session, UnitTally, units, returning=tuple(c for m in MEASURES for c in TOPS[m]))
     changed: dict[UnitKey, dict[str, int]] = {}
     recount = []
@@ -277,21 +288,52 @@ def fold(session: Session, limit: int | None = None) -> int:
     if session.execute(select(pending.c.seq).limit(1)).first() is None:
         return 0
     _take_fold_lock(session)
+    in_sql = session.get_bind().dialect.name == "postgresql"
     folded = 0
     while limit is None or folded < limit:
         # A chunk at a time: a backlog of 100,000 changes folds in bounded memory (a worker keeps its peak).
         chunk = FOLD_CHUNK if limit is None else min(FOLD_CHUNK, limit - folded)
-        rows = session.execute(delete(pending).where(pending.c.seq.in_(
-            select(pending.c.seq).order_by(pending.c.seq).limit(chunk).scalar_subquery()))
-            .returning(*pending.c)).mappings().all()
-        apply(session, [(Counted(row["incident_id"], True, row["institution_id"], row["location_id"],
-                                 row["occurred_at"], row["kind"], row["exploitation_type"], row["age_band"],
-                                 row["resident_pseudonym"], row["record_key"], row["meldcode_step"],
-                                 row["reported"]), row["sign"]) for row in rows])
-        folded += len(rows)
-        if len(rows) < chunk:
+        taken = _fold_chunk_in_sql(session, chunk) if in_sql else _fold_chunk(session, chunk)
+        folded += taken
+        if taken < chunk:
             break
     return folded
+
+
+def _fold_chunk(session: Session, chunk: int) -> int:
+    """Take the oldest `chunk` pending changes and apply them as one batch; how many."""
+    pending = PendingChange.__table__
+    rows = session.execute(delete(pending).where(pending.c.seq.in_(
+        select(pending.c.seq).order_by(pending.c.seq).limit(chunk).scalar_subquery()))
+        .returning(*pending.c)).mappings().all()
+    apply(session, [(Counted(row["incident_id"], True, row["institution_id"], row["location_id"], row["occurred_at"],
+                             row["kind"], row["exploitation_type"], row["age_band"], row["resident_pseudonym"],
+                             row["record_key"], row["meldcode_step"], row["reported"]), row["sign"]) for row in rows])
+    return len(rows)
+
+
+def _fold_chunk_in_sql(session: Session, chunk: int) -> int:
+    """`_fold_chunk` on PostgreSQL: the sums of `apply` computed by the database from the pending rows themselves
+    (the rebuild's statements, each change weighted by its sign, added by upsert), so no change travels to Python
+    and back; only each resident's unit rows come back, to follow distinct residents and top contributions. The
+    chunk is named by its sequence numbers: committed and, under the fold lock, nobody else's to take."""
+    pending = PendingChange.__table__
+    seqs = session.scalars(select(pending.c.seq).order_by(pending.c.seq).limit(chunk)).all()
+    if not seqs:
+        return 0
+    taken = {"seqs": list(seqs)}
+    zero = session.execute(_FOLD_CELLS, taken).all()
+    _forget_left(session, ResidentRollup, {tuple(row): {} for row in zero})
+    after: dict[tuple, dict[str, int]] = {}
+    deltas: dict[tuple, Counter[str]] = {}
+    width = len(_columns(UnitResident)[0])
+    for row in session.execute(_FOLD_UNIT_RESIDENTS, taken):
+        key = tuple(row[:width])
+        after[key] = dict(zip(MEASURES, row[width: width + len(MEASURES)], strict=True))
+        deltas[key] = Counter(dict(zip(MEASURES, row[width + len(MEASURES):], strict=True)))
+    _follow_residents(session, defaultdict(Counter), deltas, after)
+    session.execute(_FOLD_TAKEN, taken)
+    return len(seqs)
 
 
 def apply(session: Session, changes: Iterable[tuple[Counted, int]],
@@ -472,3 +514,69 @@ _REBUILD = (  # fixed fragments only: nothing from input is formatted into them
     SELECT t.*, {_RESIDENT_COLUMNS}
     FROM tallied t LEFT JOIN residents r USING (period_type, period, level, unit, municipality_code)""",  # noqa: S608
 )
+
+
+# The fold on PostgreSQL (`_fold_chunk_in_sql`): the rebuild's sums over the pending changes taken (`:seqs`), each
+# counted with its sign, added to what the rows hold. New rows get zeros in the columns a fold does not add to
+# (the columns' defaults are the ORM's, not the database's).
+_PENDING = f"""
+WITH counted AS (
+    SELECT p.location_id, p.institution_id, p.kind, p.exploitation_type, p.age_band AS resident_age_band,
+           p.resident_pseudonym, p.record_key, l.municipality_code,
+           p.occurred_at AT TIME ZONE 'Europe/Amsterdam' AS moment,
+           2 * {_seed_byte("coalesce(p.resident_pseudonym, p.incident_id::text)", 1)} - 255 AS noise,
+           p.sign AS incidents, CASE WHEN p.meldcode_step >= 2 THEN p.sign ELSE 0 END AS step2,
+           CASE WHEN p.meldcode_step >= 5 THEN p.sign ELSE 0 END AS step5,
+           CASE WHEN p.reported THEN p.sign ELSE 0 END AS reported
+    FROM rollup_pending p JOIN location l ON l.id = p.location_id WHERE p.seq = ANY(:seqs)
+)"""  # noqa: S608 - fixed fragments only
+
+
+def _adding(table: Table, columns: Iterable[str]) -> str:
+    """ON CONFLICT of the table's key, adding these columns of the new row to the stored one."""
+    name = table.__tablename__
+    return (f"ON CONFLICT ({', '.join(_columns(table)[0])}) DO UPDATE SET "
+            + ", ".join(f"{c} = {name}.{c} + EXCLUDED.{c}" for c in columns))
+
+
+_UNIT_KEY = _columns(UnitTally)[0]
+_RESIDENT_KEY = (*_CELL_KEY, "resident_pseudonym")
+_OF_RESIDENTS_ADDED = tuple(f"{m}_of_residents" for m in MEASURES)
+_FOLLOWED = ("residents", "residents_key_sum", "residents_noise_sum", *(c for m in MEASURES for c in TOPS[m]))
+_FOLD_CELLS = text(f"""{_PENDING}, cells AS (
+    {_into(Rollup, (*_CELL_KEY, *MEASURED))}
+    SELECT b.grain, b.period, location_id, kind, exploitation_type, resident_age_band, {_SUMS}
+    FROM counted {_CELLS} GROUP BY 1, 2, 3, 4, 5, 6
+    {_adding(Rollup, MEASURED)}
+), units AS (
+    {_into(UnitTally, (*_UNIT_KEY, *MEASURED, *_OF_RESIDENTS_ADDED, *_FOLLOWED))}
+    SELECT p.period_type, p.period, u.level, u.unit, u.municipality, {_SUMS},
+           {", ".join(f"sum(CASE WHEN resident_pseudonym IS NULL THEN 0 ELSE {m} END)" for m in MEASURES)},
+           {", ".join("0" for _ in _FOLLOWED)}
+    FROM counted {_UNITS} GROUP BY 1, 2, 3, 4, 5
+    {_adding(UnitTally, (*MEASURED, *_OF_RESIDENTS_ADDED))}
+), residents AS (
+    {_into(ResidentRollup, (*_RESIDENT_KEY, *MEASURES))}
+    SELECT b.grain, b.period, location_id, kind, exploitation_type, resident_age_band, resident_pseudonym,
+           sum(incidents), sum(step2), sum(step5), sum(reported)
+    FROM counted {_CELLS} WHERE resident_pseudonym IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7
+    {_adding(ResidentRollup, MEASURES)}
+    RETURNING {", ".join((*_RESIDENT_KEY, *MEASURES))}
+)
+SELECT {", ".join(_RESIDENT_KEY)} FROM residents WHERE {" AND ".join(f"{m} = 0" for m in MEASURES)}
+""").bindparams(bindparam("seqs", type_=postgresql.ARRAY(BigInteger())))  # noqa: S608 - fixed fragments only
+_FOLD_UNIT_RESIDENTS = text(f"""{_PENDING}, deltas AS (
+    SELECT p.period_type, p.period, u.level, u.unit, u.municipality AS municipality_code, resident_pseudonym,
+           sum(incidents) AS incidents, sum(step2) AS step2, sum(step5) AS step5, sum(reported) AS reported
+    FROM counted {_UNITS} WHERE resident_pseudonym IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6
+), written AS (
+    {_into(UnitResident, (*_UNIT_KEY, "resident_pseudonym", *MEASURES))}
+    SELECT * FROM deltas {_adding(UnitResident, MEASURES)}
+    RETURNING *
+)
+SELECT {", ".join(f"w.{c}" for c in (*_UNIT_KEY, "resident_pseudonym", *MEASURES))},
+       {", ".join(f"d.{m}" for m in MEASURES)}
+FROM written w JOIN deltas d USING ({", ".join((*_UNIT_KEY, "resident_pseudonym"))})
+""").bindparams(bindparam("seqs", type_=postgresql.ARRAY(BigInteger())))  # noqa: S608 - fixed fragments only
+_FOLD_TAKEN = text("DELETE FROM rollup_pending WHERE seq = ANY(:seqs)").bindparams(
+    bindparam("seqs", type_=postgresql.ARRAY(BigInteger())))
