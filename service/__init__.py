@@ -13,8 +13,8 @@ nor a neighbour of its own layer (tests/test_layers.py reads every import and fa
 6. incidents, which announce their changes (signals.incidents_changed) instead of calling statistics;
 7. stats (listening to incidents) and exports;
 8. keys: rotating every kind of key, re-keying what incidents store (statistics follow through the signal);
-9. the application: this module, cli, demo, retention, housekeeping, operations, ratelimit, docs, dashboard,
-   wsgi, gunicorn, models, migrations.
+9. the application: this module, cli, demo, retention, housekeeping, operations, ratelimit, pages, docs,
+   dashboard, wsgi, gunicorn, models, migrations.
 """
 
 from __future__ import annotations

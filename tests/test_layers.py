@@ -26,8 +26,8 @@ LAYERS: list[set[str]] = [
     {"incidents"},
     {"stats", "exports"},
     {"keys"},
-    {"__init__", "cli", "demo", "retention", "housekeeping", "operations", "ratelimit", "docs", "dashboard", "wsgi",
-     "gunicorn", "models", "migrations"},
+    {"__init__", "cli", "demo", "retention", "housekeeping", "operations", "ratelimit", "pages", "docs", "dashboard",
+     "wsgi", "gunicorn", "models", "migrations"},
 ]
 CORE = LAYERS[0]
 

@@ -10,35 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Response, send_from_directory
-
-from service.auth.access import public
-from service.http import produces
+from service.pages import page_with_assets
 
 HERE = Path(__file__).resolve().parent
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
-blp = Blueprint("dashboard", __name__)
-
-
-@blp.after_request
-def _dashboard_policy(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CSP
-    return response
-
-
-@blp.get("/dashboard/", merge_slashes=False)  # /dashboard// is a 404 like any other slash too many
-@produces("text/html")
-@public
-def dashboard_page() -> Response:
-    """The dashboard page; everything it shows comes from the API of this origin, with the analyst's token."""
-    return send_from_directory(HERE, "page.html", mimetype="text/html", max_age=0)
-
-
-@blp.get("/dashboard/assets/<path:filename>")
-@produces("*/*")
-@public
-def dashboard_asset(filename: str) -> Response:
-    """The dashboard's script and style sheet."""
-    return send_from_directory(HERE / "assets", filename, max_age=0)
+blp = page_with_assets("dashboard", HERE, "/dashboard/", CSP, assets_max_age=0)
