@@ -587,6 +587,11 @@ def main() -> int:
             with scratch_database(args.server_url, "rr_bench") as url:
                 result["atScale"] = at_scale(args, url, work)
             result["configuration"]["atScale"] = args.at_scale
+    except BaseException:
+        if (work / "gunicorn.log").exists():  # what the servers said is all there is to go on
+            shutil.copyfile(work / "gunicorn.log", RESULTS / "bench-gunicorn-failed.log")
+            print(f"gunicorn's log: {RESULTS / 'bench-gunicorn-failed.log'}", file=sys.stderr)
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["ratios"] = ratios(result)
