@@ -191,6 +191,11 @@ class IncidentPatch(CamelSchema.from_dict(_incident_fields(new=False), name="Inc
 
     reason = REASON
 
+    def errors_beside(self, body: Any) -> list[FieldError]:
+        """A location that is not the caller's, for an answer that names every invalid field when the schema
+        refused the patch (service/arguments.py asks)."""
+        return errors_beside(db.session, current_caller(), [body], lambda _i, field: f"/{field}")
+
 
 class BatchIn(CamelSchema):
     """Up to 500 new signals, recorded all or none."""

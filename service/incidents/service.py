@@ -429,11 +429,13 @@ def correct_incident(session: Session, caller: Caller, incident_id: uuid.UUID, p
         raise Conflict("A retracted incident cannot be corrected.")
     changes = {k: v for k, v in patch.items() if k != "reason"}
     merged = _merged(incident, changes)
-    errors = field_errors(incident_errors(merged))
-    if errors:
+    foreign = _location_errors({row[0]: row for row in _own_location_rows(session, caller, [merged["location_id"]])},
+                               {0: merged["location_id"]}, lambda _i, field: f"/{field}") \
+        if "location_id" in changes else []
+    errors = [*field_errors(incident_errors(merged)), *foreign]
+    if len(errors) > len(foreign):  # one answer for every invalid field
         raise InvalidInput(f"{len(errors)} invalid field(s) once corrected; see errors.", errors=errors)
-    if "location_id" in changes:
-        _check_locations(session, caller, [merged["location_id"]], lambda _i, field: f"/{field}")
+    _refuse(foreign)
     if merged["client_reference"] != incident.client_reference:
         _refuse_recorded(session, caller, [merged["client_reference"]], lambda _i, field: f"/{field}")
 

@@ -901,6 +901,22 @@ def test_patch_to_a_foreign_location_is_refused(client, session, headers, create
     assert response.json["errors"] == [{"pointer": "/locationId", "detail": "Not a location of this institution."}]
 
 
+def test_patch_names_a_foreign_location_beside_every_other_bad_field(client, session, headers, create, other):
+    created = create()
+    url = f"/v1/incidents/{created['id']}"
+    # The patch is well formed, the corrected whole breaks a rule (an absence block on a visitor signal) ...
+    wrong_whole = {"locationId": str(other.location.id), "kind": "suspiciousVisitor", "reason": REASON}
+    # ... or the schema refuses a field of the patch itself.
+    wrong_field = {"locationId": str(other.location.id), "residentAgeBand": "ancient", "reason": REASON}
+    for patch in (wrong_whole, wrong_field):
+        response = client.patch(url, json=patch, headers=if_match(headers, 1))
+        assert_problem(response, 400)
+        assert "/locationId" in pointers(response) and len(pointers(response)) > 1, response.json
+        assert str(other.location.id) not in response.get_data(as_text=True)
+    assert client.get(url, headers=headers).json == created
+    assert count(session, Revision) == 0
+
+
 def test_patch_to_a_client_reference_in_use_is_a_conflict(client, session, headers, create):
     taken = create(clientReference="TAKEN")
     created = create()
