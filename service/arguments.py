@@ -85,8 +85,9 @@ class ArgumentsParser(FlaskParser):
         of another institution: `errors_beside(body)`), so that one answer names every invalid field."""
         beside = getattr(schema, "errors_beside", None)
         messages = error.messages if isinstance(error.messages, dict) else {}
-        if beside is not None and isinstance(messages.get("json"), dict):
-            for found in beside(req.get_json()):
+        body = self.load_json(req, schema) if beside is not None else webargs_core.missing
+        if body is not webargs_core.missing and isinstance(messages.get("json"), dict):
+            for found in beside(body):
                 _add_message(messages["json"], found.pointer, found.detail)
         super().handle_error(error, req, schema, error_status_code=error_status_code, error_headers=error_headers)
 

@@ -207,7 +207,9 @@ class BatchIn(CamelSchema):
         """Foreign locations and repeated clientReferences among the items, for an answer that names every
         invalid field when the schema refused the body (service/arguments.py asks)."""
         items = body.get("items") if isinstance(body, dict) else None
-        return errors_beside(db.session, current_caller(), items if isinstance(items, list) else [],
+        # Only a batch of a size it may have: a longer one is refused for its length, and not looked up.
+        return errors_beside(db.session, current_caller(),
+                             items if isinstance(items, list) and len(items) <= MAX_BATCH else [],
                              lambda i, field: f"/items/{i}/{field}")
 
 

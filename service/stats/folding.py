@@ -9,15 +9,14 @@ must fold small, exactness never depends on it.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 from flask import Flask
 
 from service.audit.sealing import Rounds, one_round, until_short
 from service.stats.rollups import FOLD_BATCH, fold
 
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None)
-MALLOC_TRIM = getattr(_LIBC, "malloc_trim", None)  # glibc's; other C libraries manage their heap otherwise
+# glibc's, found among what the process has loaded (no search for the library); other C libraries have none.
+MALLOC_TRIM = getattr(ctypes.CDLL(None), "malloc_trim", None)
 
 
 def return_free_memory() -> None:

@@ -469,7 +469,8 @@ CROSS JOIN LATERAL (VALUES ('month', to_char(moment, 'YYYY-MM')), ('quarter', to
 CROSS JOIN LATERAL (VALUES ('location', location_id::text, municipality_code),
                            ('institution', institution_id::text, ''),
                            ('institution', institution_id::text, municipality_code)) AS u(level, unit, municipality)"""
-_SUMS = ", ".join(f"sum({m}), sum({m} * record_key), sum({m} * noise)" for m in MEASURES)  # as MEASURED
+_SUM_TERMS = tuple(t for m in MEASURES for t in (f"sum({m})", f"sum({m} * record_key)", f"sum({m} * noise)"))
+_SUMS = ", ".join(_SUM_TERMS)  # as MEASURED
 _RANKS = ", ".join(f"row_number() OVER (PARTITION BY period_type, period, level, unit, municipality_code "
                    f"ORDER BY {m} DESC) AS {m}_rank" for m in MEASURES)
 _RESIDENT_SUMS = ", ".join(
@@ -547,6 +548,7 @@ _FOLD_CELLS = text(f"""{_PENDING}, cells AS (
     {_into(Rollup, (*_CELL_KEY, *MEASURED))}
     SELECT b.grain, b.period, location_id, kind, exploitation_type, resident_age_band, {_SUMS}
     FROM counted {_CELLS} GROUP BY 1, 2, 3, 4, 5, 6
+    HAVING {" OR ".join(f"{term} <> 0" for term in _SUM_TERMS)}  -- as apply, which writes no all-zero cell
     {_adding(Rollup, MEASURED)}
 ), units AS (
     {_into(UnitTally, (*_UNIT_KEY, *MEASURED, *_OF_RESIDENTS_ADDED, *_FOLLOWED))}

@@ -491,6 +491,19 @@ def test_batch_names_foreign_locations_repeats_and_bad_fields_in_one_answer(clie
     assert count(session) == 0
 
 
+def test_a_batch_longer_than_allowed_is_not_looked_up(client, session, headers):
+    items = [{"locationId": str(uuid.uuid4())} for _ in range(501)]  # bad items, each with an unknown location
+    response = client.post("/v1/incidents/_batch", json={"items": items}, headers=headers)
+    assert_problem(response, 400)
+    assert not [p for p in pointers(response) if p.endswith("/locationId")]
+
+
+def test_an_empty_json_body_names_the_missing_fields(client, session, headers):
+    response = client.post("/v1/incidents", data="", headers=headers | {"Content-Type": "application/json"})
+    assert_problem(response, 400)
+    assert {"/clientReference", "/locationId", "/kind"} <= set(pointers(response))
+
+
 def test_batch_with_an_already_recorded_client_reference_is_a_conflict(client, session, headers, location, create):
     existing = create(clientReference="OLD-1")
     items = [incident_body(location.id), incident_body(location.id, clientReference="OLD-1")]

@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from service.audit.sealing import Rounds
 from service.auth.models import Role
 from service.cli import main
-from service.incidents.service import record_incidents
+from service.incidents.service import record_incidents, retract_incident
 from service.stats import rollups
 from service.stats.folding import MALLOC_TRIM, fold_everything, fold_round
-from service.stats.models import PendingChange, UnitTally
+from service.stats.models import PendingChange, ResidentRollup, Rollup, UnitTally
 from tests.factories import make_location
 from tests.stats.factories import KEYS, caller_of, expected_cell, incident_values, seed
 from tests.stats.test_rollups import rollup_rows
@@ -52,6 +52,18 @@ def test_a_write_leaves_one_pending_row_per_change_and_no_rollup_row(session):
     assert rollups.fold(session) == 5
     assert (pending(session), stored_incidents(session, location.id)) == (0, 5)
     assert rollups.fold(session) == 0  # nothing is folded twice
+
+
+def test_a_change_undone_before_its_fold_leaves_no_empty_cell(session):
+    """A write and its retraction folded together add nothing: no cell row is made for them (as `apply` does on
+    SQLite, so does the fold in SQL on PostgreSQL)."""
+    location = make_location(session)
+    [incident] = seed(session, location, 1)
+    retract_incident(session, caller_of(location.institution_id), incident.id, "Entered at the wrong location")
+
+    assert rollups.fold(session) == 2
+    assert session.scalar(select(func.count()).select_from(Rollup)) == 0
+    assert session.scalar(select(func.count()).select_from(ResidentRollup)) == 0
 
 
 def test_a_backlog_folds_a_chunk_at_a_time_to_the_same_rollups(session, monkeypatch):
