@@ -41,7 +41,7 @@ MOMENTS = (
     dt.datetime(2025, 12, 31, 22, 30, tzinfo=dt.UTC),  # 31 December 23:30 CET, 2026-W01
     dt.datetime(2025, 12, 31, 23, 30, tzinfo=dt.UTC),  # 1 January 00:30 CET, 2026-W01
 )
-STEPS = (None, 1, 2, 3, 5)
+STEPS = (None, 1, 2, 3, 4, 5)  # 4 too: the boundary between step2 and step5
 
 specs = st.fixed_dictionaries({
     "location": st.integers(0, 2), "kind": st.sampled_from(KINDS),
